@@ -34,13 +34,21 @@ type Conn struct {
 	s         Stream
 	br        *bufio.Reader
 	wbuf      []byte
-	dirty     bool // a Transact was abandoned: a stale reply may follow
+	stale     int           // abandoned Transacts whose late replies may follow
+	grace     time.Duration // how long drain waits for late replies
 	discarded atomic.Uint64
 }
 
+// drainGrace is how long a Transact after an abandoned one waits for the
+// late reply of the abandoned command before sending its own.
+const drainGrace = 5 * time.Millisecond
+
+// longAgo is a deadline in the past: it wakes a blocked read or write.
+var longAgo = time.Unix(1, 0)
+
 // NewConn returns a Conn on s.
 func NewConn(s Stream) *Conn {
-	return &Conn{s: s, br: bufio.NewReaderSize(s, MaxFrame+64)}
+	return &Conn{s: s, br: bufio.NewReaderSize(s, MaxFrame+64), grace: drainGrace}
 }
 
 // Discarded is the number of bytes skipped while resynchronising.
@@ -68,7 +76,7 @@ func (c *Conn) ReadFrame() ([]byte, error) {
 			continue
 		}
 		n := int(hdr[5])<<8 | int(hdr[6])
-		if n < 4 || n > MaxLen {
+		if n < 3 || n > MaxLen { // CMD PARA CHK is the shortest frame
 			c.br.Discard(1)
 			c.discarded.Add(1)
 			continue
@@ -106,7 +114,7 @@ func (c *Conn) Transact(ctx context.Context, cmd Command) (Reply, error) {
 	if err := ctx.Err(); err != nil {
 		return Reply{}, err
 	}
-	if c.dirty {
+	if c.stale > 0 {
 		c.drain()
 	}
 	var err error
@@ -117,42 +125,70 @@ func (c *Conn) Transact(ctx context.Context, cmd Command) (Reply, error) {
 	dl, _ := ctx.Deadline()
 	c.s.SetWriteDeadline(dl)
 	c.s.SetReadDeadline(dl)
-	stop := context.AfterFunc(ctx, func() { c.s.SetReadDeadline(time.Unix(1, 0)) })
-	defer stop()
+	// When ctx is done, wake a blocked write or read. stop waits for a
+	// running wake-up to finish so that it cannot move the deadlines of
+	// the next Transact.
+	woken := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		defer close(woken)
+		c.s.SetWriteDeadline(longAgo)
+		c.s.SetReadDeadline(longAgo)
+	})
+	defer func() {
+		if !stop() {
+			<-woken
+		}
+	}()
 	if err := c.WriteFrame(c.wbuf); err != nil {
-		c.dirty = true
+		c.stale++
 		return Reply{}, c.ctxErr(ctx, fmt.Errorf("ga467: write %v: %w", cmd, err))
 	}
 	frame, err := c.ReadFrame()
 	if err != nil {
-		c.dirty = true
+		if !errors.Is(err, ErrChecksum) {
+			c.stale++
+		}
 		return Reply{}, c.ctxErr(ctx, err)
 	}
 	return ParseReply(frame)
 }
 
+// ctxErr makes every deadline error of an operation wrap ErrTimeout, and
+// the context's error when it was the context that ended the wait.
 func (c *Conn) ctxErr(ctx context.Context, err error) error {
-	if ctx.Err() != nil && (errors.Is(err, ErrTimeout) || errors.Is(err, os.ErrDeadlineExceeded)) {
-		return fmt.Errorf("%w: %w", ErrTimeout, ctx.Err())
+	if !errors.Is(err, ErrTimeout) && !errors.Is(err, os.ErrDeadlineExceeded) {
+		return err
+	}
+	cerr := ctx.Err()
+	if dl, ok := ctx.Deadline(); ok && cerr == nil && !time.Now().Before(dl) {
+		cerr = context.DeadlineExceeded // the stream's timer beat the context's
+	}
+	if cerr != nil {
+		return fmt.Errorf("%w: %w", ErrTimeout, cerr)
+	}
+	if !errors.Is(err, ErrTimeout) {
+		return fmt.Errorf("%w: %w", ErrTimeout, err)
 	}
 	return err
 }
 
-// drain drops bytes that are already buffered or arrive within a short
-// grace period: the late reply of an abandoned command.
+// drain drops the late replies of abandoned commands: whatever is buffered
+// or arrives within the grace period. It returns early once it has dropped
+// one whole frame per abandoned command and nothing else is buffered.
 func (c *Conn) drain() {
-	c.s.SetReadDeadline(time.Now().Add(5 * time.Millisecond))
-	for {
-		n := c.br.Buffered()
-		if n == 0 {
-			if _, err := c.br.Peek(1); err != nil {
-				break
-			}
-			continue
+	c.s.SetReadDeadline(time.Now().Add(c.grace))
+	for c.stale > 0 {
+		frame, err := c.ReadFrame()
+		if err != nil && !errors.Is(err, ErrChecksum) {
+			break // grace period over, or the stream failed
 		}
+		c.discarded.Add(uint64(len(frame)))
+		c.stale--
+	}
+	if n := c.br.Buffered(); n > 0 {
 		c.br.Discard(n)
 		c.discarded.Add(uint64(n))
 	}
 	c.s.SetReadDeadline(time.Time{})
-	c.dirty = false
+	c.stale = 0
 }

@@ -44,10 +44,14 @@ func EncodeCardFrames(frames [][]byte) ([]byte, error) {
 	return b, nil
 }
 
-// DecodeCardFrames decodes what EncodeCardFrames encoded. The frames alias b.
+// DecodeCardFrames decodes what EncodeCardFrames encoded, under the same
+// bounds, so that whatever decodes re-encodes to b. The frames alias b.
 func DecodeCardFrames(b []byte) ([][]byte, error) {
 	if len(b) < 1 {
 		return nil, fmt.Errorf("%w: empty", ErrCardFrames)
+	}
+	if len(b) > MaxData {
+		return nil, fmt.Errorf("%w: %d bytes > %d", ErrCardFrames, len(b), MaxData)
 	}
 	count := int(b[0])
 	if count > MaxCardFrames {

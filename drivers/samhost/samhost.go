@@ -185,7 +185,7 @@ func (h *Host) do(ctx context.Context, timeout time.Duration, cmd ga467.Command,
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	r, err := h.transact(ctx, cmd)
-	for i := 0; err == nil && r.SW3 == ga467.SW3CardExchange; i++ {
+	for i := 0; err == nil && isExchange(r); i++ {
 		if link == nil || i == maxExchanges {
 			return ga467.Reply{}, fmt.Errorf("%w: %v: unexpected card exchange %d", sam.ErrProtocol, cmd, i)
 		}
@@ -201,6 +201,9 @@ func (h *Host) do(ctx context.Context, timeout time.Duration, cmd ga467.Command,
 			}
 			return ga467.Reply{}, fmt.Errorf("%w: %v: %w", sam.ErrCardLink, cmd, err)
 		}
+		if len(replies) > len(frames) {
+			return ga467.Reply{}, fmt.Errorf("%w: %v: %d replies to %d card frames", sam.ErrCardLink, cmd, len(replies), len(frames))
+		}
 		var data []byte
 		data, err = ga467.EncodeCardFrames(replies)
 		if err != nil {
@@ -215,6 +218,11 @@ func (h *Host) do(ctx context.Context, timeout time.Duration, cmd ga467.Command,
 		return ga467.Reply{}, fmt.Errorf("%v: %w", cmd, err)
 	}
 	return r, nil
+}
+
+// isExchange reports whether r asks for card frames (SW 00 00 E0).
+func isExchange(r ga467.Reply) bool {
+	return r.SW1 == 0 && r.SW2 == 0 && r.SW3 == ga467.SW3CardExchange
 }
 
 func (h *Host) transact(ctx context.Context, cmd ga467.Command) (ga467.Reply, error) {

@@ -1,0 +1,16 @@
+// Package samtest holds fakes of the interfaces of package sam, for tests:
+// a scripted Transport, record and playback of GA 467 frames, a fake
+// CardLink and an in-memory SAM. It is the gpiotest of periph.io for SAMs.
+//
+// None of this is for production: the fakes keep everything in memory and
+// trade speed for clear failure reports.
+//
+// Typical uses:
+//
+//   - unit tests of a SAM host (package samhost) script the module with
+//     Transport: expect a command, give a reply, an error, or hang;
+//   - hardware teams record a session with a real module through Recorder,
+//     check the text form into testdata, and replay it in CI with Playback;
+//   - rack and pool tests use SAM, whose errors are set per method and
+//     whose calls are counted.
+package samtest
