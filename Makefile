@@ -1,0 +1,60 @@
+# samrack — build, run and test the SAM-rack appliance.
+# `make help` lists the targets.
+
+GO        ?= go
+BIN       := bin
+PKGS      := ./...
+GOTESTFLAGS ?=
+DATA      ?= /var/lib/samrack-dev
+export PATH := $(PATH):/usr/local/go/bin
+
+# Debian packages the build and tests need (cgo for PC/SC comes with a later issue).
+APT_PKGS  := ca-certificates git gcc
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## list the targets
+	@awk 'BEGIN{FS=":.*## "} /^[a-z-]+:.*## /{printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: deps
+deps: ## install the Debian packages the build needs, if missing
+	@missing=""; for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then echo "installing:$$missing"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi
+
+.PHONY: build
+build: deps ## build samrackd, samctl and samreader into bin/
+	$(GO) build -o $(BIN)/ ./appliance/cmd/samrackd ./api/cmd/samctl ./api/cmd/samreader
+
+.PHONY: run
+run: build ## run one appliance on its embedded default (simulated rack, embedded storage), in the foreground
+	./$(BIN)/samrackd --dev --data $(DATA)
+
+.PHONY: test
+test: deps ## run every test with -race (extra go test flags: GOTESTFLAGS=-v)
+	$(GO) vet $(PKGS)
+	$(GO) test -race -timeout 12m $(GOTESTFLAGS) $(PKGS)
+
+.PHONY: demo
+demo: build ## start an appliance, provision a reader, read three cards, blacklist one, show the rejection
+	./appliance/scripts/demo.sh
+
+.PHONY: bench
+bench: deps ## run the benchmarks (figures via b.ReportMetric)
+	$(GO) test -run '^$$' -bench . -benchtime 3s $(GOTESTFLAGS) ./...
+
+.PHONY: fuzz
+fuzz: ## run every fuzz target for FUZZTIME each (default 20s)
+	./appliance/scripts/fuzz.sh $(or $(FUZZTIME),20s)
+
+.PHONY: lint
+lint: ## gofmt, go vet, staticcheck, go mod tidy check
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }
+	$(GO) vet $(PKGS)
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 $(PKGS)
+	cp go.mod /tmp/samrack-go.mod.bak; cp go.sum /tmp/samrack-go.sum.bak; $(GO) mod tidy; \
+	  if ! git diff --quiet -- go.mod go.sum; then cp /tmp/samrack-go.mod.bak go.mod; cp /tmp/samrack-go.sum.bak go.sum; echo "go mod tidy changes go.mod/go.sum"; exit 1; fi
+
+.PHONY: clean
+clean: ## remove build output
+	rm -rf $(BIN)

@@ -1,0 +1,382 @@
+// Package client is the Go SDK of the samrack reader protocol
+// (api/PROTOCOL.md): what a reader maker links into a reader that has an RF
+// front-end but no SAM. A Client holds one TLS 1.3 connection to the
+// appliance (or the cluster's virtual IP) and reads cards over it, one at a
+// time; the card itself is reached through an idcard.RF, the reader's RF
+// front-end.
+//
+// By default a read is batched into 2 round trips on a warm connection: the
+// reader prefetches what it can from the card (find, select, challenge),
+// sends Open with the find, select and read requests in one frame, runs the
+// card script it gets back, and receives the card information. WithBatching
+// (false) sends one message per frame, which the appliance serves the same.
+package client
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/samrack/samrack/api/credentials"
+	"github.com/samrack/samrack/api/suite"
+	"github.com/samrack/samrack/api/wire"
+	"github.com/samrack/samrack/drivers/ga467"
+	"github.com/samrack/samrack/drivers/idcard"
+	"github.com/samrack/samrack/drivers/samhost"
+)
+
+// Option configures a Client.
+type Option func(*options)
+
+type options struct {
+	batch       bool
+	suites      []suite.ID
+	dialTimeout time.Duration
+	readTimeout time.Duration
+	rand        io.Reader
+}
+
+// WithBatching turns batching of messages into frames on (the default) or
+// off (one message per frame).
+func WithBatching(on bool) Option { return func(o *options) { o.batch = on } }
+
+// WithSuites sets the suites offered, in order of preference (default
+// suite.Supported(): the GM suite first).
+func WithSuites(ids ...suite.ID) Option { return func(o *options) { o.suites = ids } }
+
+// WithTimeouts sets the connect timeout (default 8 s) and the per-read
+// timeout used when the context has no deadline (default 10 s).
+func WithTimeouts(dial, read time.Duration) Option {
+	return func(o *options) { o.dialTimeout, o.readTimeout = dial, read }
+}
+
+// Client is a connection to the appliance. Its methods are safe for
+// concurrent use; reads on one Client run one at a time (use one Client per
+// reader, or several for load).
+type Client struct {
+	b    *credentials.Bundle
+	key  []byte
+	tls  *tls.Config
+	opts options
+
+	mu   sync.Mutex // mu serialises reads and guards conn and br
+	conn net.Conn
+	br   *bufio.Reader
+}
+
+// Result is a card read. Text, Photo and Fingerprint are personal
+// information: the caller decides what to show or keep.
+type Result struct {
+	Serial      [8]byte
+	Identity    *ga467.Identity
+	Text        []byte // 256-byte text block
+	Photo       []byte // 1024-byte WLT photo
+	Fingerprint []byte // nil unless asked for and present
+	Suite       suite.ID
+	RoundTrips  int // frames sent that the appliance answered
+	Duration    time.Duration
+}
+
+// ReadOptions says what to read.
+type ReadOptions struct {
+	Fingerprint bool
+}
+
+// New returns a Client that connects on first use.
+func New(b *credentials.Bundle, opts ...Option) (*Client, error) {
+	if err := b.Validate(); err != nil {
+		return nil, err
+	}
+	key, _ := b.Key()
+	tc, _ := b.TLSConfig()
+	c := &Client{b: b, key: key, tls: tc, opts: options{batch: true, suites: suite.Supported(),
+		dialTimeout: 8 * time.Second, readTimeout: 10 * time.Second, rand: rand.Reader}}
+	for _, o := range opts {
+		o(&c.opts)
+	}
+	return c, nil
+}
+
+// Dial returns a connected Client.
+func Dial(ctx context.Context, b *credentials.Bundle, opts ...Option) (*Client, error) {
+	c, err := New(b, opts...)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.connectLocked(ctx); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *Client) connectLocked(ctx context.Context) error {
+	if c.conn != nil {
+		return nil
+	}
+	d := tls.Dialer{NetDialer: &net.Dialer{Timeout: c.opts.dialTimeout}, Config: c.tls}
+	nc, err := d.DialContext(ctx, "tcp", c.b.Server)
+	if err != nil {
+		return fmt.Errorf("samrack: connect %s: %w", c.b.Server, err)
+	}
+	c.conn, c.br = nc, bufio.NewReaderSize(nc, 16<<10)
+	return nil
+}
+
+// Close closes the connection.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.dropLocked()
+}
+
+func (c *Client) dropLocked() error {
+	if c.conn == nil {
+		return nil
+	}
+	err := c.conn.Close()
+	c.conn, c.br = nil, nil
+	return err
+}
+
+// Ping measures one round trip to the appliance.
+func (c *Client) Ping(ctx context.Context) (time.Duration, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.connectLocked(ctx); err != nil {
+		return 0, err
+	}
+	start := time.Now()
+	c.deadlineLocked(ctx)
+	nonce := uint64(start.UnixNano())
+	if err := wire.WriteFrame(c.conn, &wire.Ping{Nonce: nonce}); err != nil {
+		c.dropLocked()
+		return 0, err
+	}
+	msgs, err := wire.ReadFrame(c.br)
+	if err != nil {
+		c.dropLocked()
+		return 0, err
+	}
+	if p, ok := msgs[0].(*wire.Pong); !ok || p.Nonce != nonce || len(msgs) != 1 {
+		c.dropLocked()
+		return 0, fmt.Errorf("samrack: bad answer to ping")
+	}
+	return time.Since(start), nil
+}
+
+func (c *Client) deadlineLocked(ctx context.Context) {
+	dl, ok := ctx.Deadline()
+	if !ok {
+		dl = time.Now().Add(c.opts.readTimeout)
+	}
+	c.conn.SetDeadline(dl)
+}
+
+// Read reads the card in rf's field. A *wire.Error is returned for an error
+// the appliance reported (errors.As it to see the code and whether to
+// retry). A broken connection is re-dialled by the next Read.
+func (c *Client) Read(ctx context.Context, rf idcard.RF, ro ReadOptions) (*Result, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.connectLocked(ctx); err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	c.deadlineLocked(ctx)
+	res, err := c.readLocked(ctx, rf, ro)
+	if err != nil {
+		var we *wire.Error
+		if !errors.As(err, &we) || closesConn(we.Code) {
+			c.dropLocked()
+		}
+		return nil, err
+	}
+	res.Duration = time.Since(start)
+	return res, nil
+}
+
+// read is the state of one read on the client side.
+type read struct {
+	c        *Client
+	ctx      context.Context
+	rf       idcard.RF
+	ro       ReadOptions
+	ephs     map[suite.ID]*suite.Ephemeral
+	shares   []wire.KeyShare
+	keys     *suite.Session
+	out      []wire.Message
+	res      *Result
+	done     bool
+	cardGone error
+}
+
+func (c *Client) readLocked(ctx context.Context, rf idcard.RF, ro ReadOptions) (*Result, error) {
+	ex, serial, err := idcard.Prefetch(ctx, rf)
+	if err != nil {
+		return nil, fmt.Errorf("samrack: card: %w", err)
+	}
+	r := &read{c: c, ctx: ctx, rf: rf, ro: ro, ephs: map[suite.ID]*suite.Ephemeral{}, res: &Result{Serial: serial}}
+	for _, id := range c.opts.suites {
+		e, err := suite.Generate(id, c.opts.rand)
+		if err != nil {
+			return nil, err
+		}
+		r.ephs[id] = e
+		r.shares = append(r.shares, wire.KeyShare{Suite: id, Public: e.Public()})
+	}
+	pre := &wire.PreSession{CardSerial: serial}
+	if c.opts.batch {
+		for _, e := range ex {
+			pre.Prefetch = append(pre.Prefetch, wire.Exchange{Cmd: e.Cmd, Resp: e.Resp})
+		}
+	}
+	plain, err := wire.MarshalPreSession(pre)
+	if err != nil {
+		return nil, err
+	}
+	sealed, err := suite.SealWithReaderKey(c.b.Cipher, c.key, c.b.ReaderSerial, plain, c.opts.rand)
+	clear(plain)
+	if err != nil {
+		return nil, err
+	}
+	r.out = append(r.out, &wire.Open{ReaderSerial: c.b.ReaderSerial, KeyShares: r.shares, Sealed: sealed})
+	if c.opts.batch {
+		r.out = append(r.out, &wire.FindRequest{}, &wire.SelectRequest{}, &wire.ReadRequest{Fingerprint: ro.Fingerprint})
+	}
+	for !r.done {
+		if len(r.out) == 0 {
+			return nil, fmt.Errorf("samrack: protocol stalled")
+		}
+		if err := wire.WriteFrame(c.conn, r.out...); err != nil {
+			return nil, fmt.Errorf("samrack: write: %w", err)
+		}
+		clear(r.out)
+		r.out = r.out[:0]
+		msgs, err := wire.ReadFrame(c.br)
+		if err != nil {
+			return nil, fmt.Errorf("samrack: read: %w", err)
+		}
+		r.res.RoundTrips++
+		for _, m := range msgs {
+			if err := r.handle(m); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return r.res, nil
+}
+
+func (r *read) handle(m wire.Message) error {
+	switch m := m.(type) {
+	case *wire.Error:
+		if r.cardGone != nil && m.Code == wire.CardGone {
+			return fmt.Errorf("%w (%w)", m, r.cardGone)
+		}
+		return m
+	case *wire.Accept:
+		e, ok := r.ephs[m.Suite]
+		if !ok || r.keys != nil {
+			return fmt.Errorf("samrack: unexpected Accept (suite %v)", m.Suite)
+		}
+		tr := wire.Transcript(r.c.b.ReaderSerial, e.Public(), m.SessionID, m.Suite, m.Public)
+		keys, err := e.Agree(m.Public, tr, true)
+		if err != nil {
+			return fmt.Errorf("samrack: key agreement: %w", err)
+		}
+		r.keys, r.res.Suite = keys, m.Suite
+		if !r.c.opts.batch {
+			r.out = append(r.out, &wire.FindRequest{})
+		}
+	case *wire.FindResponse:
+		return r.step(m.Done, m.SW3, ga467.SW3CardFound, m.Sealed,
+			func(s []byte) wire.Message { return &wire.FindConfirm{Sealed: s} }, &wire.SelectRequest{})
+	case *wire.SelectResponse:
+		return r.step(m.Done, m.SW3, ga467.SW3OK, m.Sealed,
+			func(s []byte) wire.Message { return &wire.SelectConfirm{Sealed: s} }, &wire.ReadRequest{Fingerprint: r.ro.Fingerprint})
+	case *wire.Relay:
+		return r.step(false, 0, 0, m.Sealed, func(s []byte) wire.Message { return &wire.Relay{Sealed: s} }, nil)
+	case *wire.Result:
+		return r.result(m)
+	case *wire.Pong:
+	default:
+		return fmt.Errorf("samrack: unexpected %T from the appliance", m)
+	}
+	return nil
+}
+
+// step handles a phase response: done with a status, or card commands to
+// run and answer.
+func (r *read) step(done bool, sw3, want byte, sealed []byte, answer func([]byte) wire.Message, next wire.Message) error {
+	if r.keys == nil {
+		return fmt.Errorf("samrack: phase response before Accept")
+	}
+	if done {
+		if sw3 != want {
+			return fmt.Errorf("samrack: SAM answered %02X: %s", sw3, ga467.StatusText(sw3))
+		}
+		if !r.c.opts.batch && next != nil {
+			r.out = append(r.out, next)
+		}
+		return nil
+	}
+	plain, err := r.keys.Open(sealed)
+	if err != nil {
+		return fmt.Errorf("samrack: open card script: %w", err)
+	}
+	cmds, err := ga467.DecodeCardFrames(plain)
+	if err != nil {
+		return fmt.Errorf("samrack: card script: %w", err)
+	}
+	replies, err := idcard.Run(r.ctx, r.rf, cmds)
+	if err != nil {
+		r.cardGone = err // the appliance hears of it by the short answer
+	}
+	enc, err := ga467.EncodeCardFrames(replies)
+	if err != nil {
+		return fmt.Errorf("samrack: card replies: %w", err)
+	}
+	r.out = append(r.out, answer(r.keys.Seal(enc)))
+	return nil
+}
+
+func (r *read) result(m *wire.Result) error {
+	if r.keys == nil {
+		return fmt.Errorf("samrack: Result before Accept")
+	}
+	plain, err := r.keys.Open(m.Sealed)
+	if err != nil {
+		return fmt.Errorf("samrack: open result: %w", err)
+	}
+	rd, err := samhost.ParseReading(plain, r.ro.Fingerprint)
+	clear(plain)
+	if err != nil {
+		return fmt.Errorf("samrack: result: %w", err)
+	}
+	id, err := ga467.DecodeText(rd.Text)
+	if err != nil {
+		return fmt.Errorf("samrack: card text: %w", err)
+	}
+	r.res.Identity, r.res.Text, r.res.Photo, r.res.Fingerprint = id, rd.Text, rd.Photo, rd.Fingerprint
+	r.done = true
+	return nil
+}
+
+// closesConn reports whether the appliance closes the connection after
+// sending code (protocol errors and a stalled or undecryptable session).
+func closesConn(code wire.Code) bool {
+	switch code {
+	case wire.Malformed, wire.TooLarge, wire.UnexpectedMessage, wire.UnsupportedVersion,
+		wire.Timeout, wire.SessionAuth, wire.ShuttingDown, wire.Internal:
+		return true
+	}
+	return false
+}

@@ -1,0 +1,355 @@
+package appliance
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/samrack/samrack/api/admin"
+	"github.com/samrack/samrack/api/credentials"
+	"github.com/samrack/samrack/api/wire"
+	"github.com/samrack/samrack/appliance/audit"
+	"github.com/samrack/samrack/appliance/dispatch"
+	"github.com/samrack/samrack/appliance/pki"
+	"github.com/samrack/samrack/cluster/state"
+	"github.com/samrack/samrack/drivers/ga467"
+	"github.com/samrack/samrack/drivers/sam"
+	"github.com/samrack/samrack/drivers/samhost"
+	"github.com/samrack/samrack/drivers/sim"
+	"github.com/samrack/samrack/rack"
+)
+
+// Config of one appliance. The zero value (plus DataDir) is the embedded
+// default: a simulated rack of 8 SAMs, embedded storage, a dev CA.
+type Config struct {
+	DataDir string // state.db, pki/, audit.key, audit.log
+	Listen  string // reader TLS address; default ":7467"
+	Admin   string // admin HTTP address (loopback); default "127.0.0.1:7480"
+	// Advertise is the reader address written into credential bundles;
+	// default the listen address, with 127.0.0.1 for an unspecified host.
+	Advertise string
+	Hosts     []string // extra names/IPs for the server certificate
+
+	// The simulated rack (used when Rack is nil).
+	SimSAMs   int           // default 8
+	SimTiming sim.SAMTiming // default sim.DefaultSAMTiming
+
+	// Rack, if set, replaces the simulated rack (with RackOptions).
+	Rack        *rack.Config
+	RackOptions rack.Options
+
+	// AuthFailureThreshold suspends a reader after this many failed
+	// authentications in a row (default 5).
+	AuthFailureThreshold int
+	// Dispatch tunes the dispatcher (timeouts, queue wait); its
+	// Directory, Pool, Audit and HashCard are filled in here.
+	Dispatch dispatch.Config
+	// AuditStderr copies audit events to stderr as JSON lines.
+	AuditStderr bool
+	Logger      *slog.Logger
+}
+
+// Appliance is a wired appliance. New opens its storage and listeners; Run
+// serves until its context ends.
+type Appliance struct {
+	cfg     Config
+	log     *slog.Logger
+	store   *state.Local
+	pki     *pki.PKI
+	audit   *audit.Log
+	hasher  *audit.Hasher
+	rack    *rack.Rack
+	sim     *SimRack
+	disp    *dispatch.Server
+	readers net.Listener
+	admin   net.Listener
+}
+
+// New opens everything an appliance needs; on error nothing stays open.
+func New(cfg Config) (a *Appliance, err error) {
+	if cfg.DataDir == "" {
+		return nil, errors.New("appliance: no data directory")
+	}
+	if cfg.Listen == "" {
+		cfg.Listen = fmt.Sprintf(":%d", wire.DefaultPort)
+	}
+	if cfg.Admin == "" {
+		cfg.Admin = "127.0.0.1:7480"
+	}
+	if cfg.SimSAMs == 0 {
+		cfg.SimSAMs = 8
+	}
+	if cfg.SimTiming == (sim.SAMTiming{}) {
+		cfg.SimTiming = sim.DefaultSAMTiming
+	}
+	if cfg.AuthFailureThreshold <= 0 {
+		cfg.AuthFailureThreshold = 5
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	a = &Appliance{cfg: cfg, log: cfg.Logger}
+	defer func() {
+		if err != nil {
+			a.close()
+		}
+	}()
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, err
+	}
+	if a.store, err = state.OpenLocal(filepath.Join(cfg.DataDir, "state.db")); err != nil {
+		return nil, fmt.Errorf("appliance: storage: %w", err)
+	}
+	if a.pki, err = pki.LoadOrCreate(filepath.Join(cfg.DataDir, "pki"), cfg.Hosts); err != nil {
+		return nil, fmt.Errorf("appliance: pki: %w", err)
+	}
+	key, err := audit.LoadOrCreateKey(filepath.Join(cfg.DataDir, "audit.key"))
+	if err != nil {
+		return nil, fmt.Errorf("appliance: audit key: %w", err)
+	}
+	a.hasher = audit.NewHasher(key)
+	acfg := audit.Config{File: filepath.Join(cfg.DataDir, "audit.log")}
+	if cfg.AuditStderr {
+		acfg.W = os.Stderr
+	}
+	if a.audit, err = audit.New(acfg); err != nil {
+		return nil, fmt.Errorf("appliance: audit log: %w", err)
+	}
+	rcfg, ropts := cfg.Rack, cfg.RackOptions
+	if rcfg == nil {
+		var c rack.Config
+		a.sim, c, ropts = NewSimRack(cfg.SimSAMs, cfg.SimTiming, samhost.Timeouts{})
+		rcfg = &c
+	}
+	ropts.OnEvent = a.rackEvent
+	if a.rack, err = rack.New(*rcfg, ropts); err != nil {
+		return nil, fmt.Errorf("appliance: rack: %w", err)
+	}
+	dcfg := cfg.Dispatch
+	dcfg.Directory = &directory{st: a.store, threshold: cfg.AuthFailureThreshold, audit: a.audit}
+	dcfg.Pool = pool{a.rack}
+	dcfg.Audit = a.audit.Record
+	dcfg.HashCard = a.hasher.Card
+	dcfg.Logger = cfg.Logger
+	a.disp = dispatch.New(dcfg)
+	if a.readers, err = tls.Listen("tcp", cfg.Listen, a.pki.ServerTLS()); err != nil {
+		return nil, fmt.Errorf("appliance: reader listener: %w", err)
+	}
+	if a.admin, err = net.Listen("tcp", cfg.Admin); err != nil {
+		return nil, fmt.Errorf("appliance: admin listener: %w", err)
+	}
+	return a, nil
+}
+
+func (a *Appliance) close() {
+	for _, c := range []interface{ Close() error }{a.readers, a.admin, a.audit, a.store} {
+		if c != nil && !isNilCloser(c) {
+			c.Close()
+		}
+	}
+}
+
+func isNilCloser(c any) bool {
+	switch v := c.(type) {
+	case net.Listener:
+		return v == nil
+	case *audit.Log:
+		return v == nil
+	case *state.Local:
+		return v == nil
+	}
+	return false
+}
+
+// ReaderAddr is the address readers connect to.
+func (a *Appliance) ReaderAddr() string { return a.readers.Addr().String() }
+
+// AdminURL is the base URL of the admin API.
+func (a *Appliance) AdminURL() string { return "http://" + a.admin.Addr().String() }
+
+// Rack is the appliance's rack.
+func (a *Appliance) Rack() *rack.Rack { return a.rack }
+
+// Sim is the simulated rack, or nil when real hardware is configured.
+func (a *Appliance) Sim() *SimRack { return a.sim }
+
+// Store is the appliance's state store.
+func (a *Appliance) Store() state.Store { return a.store }
+
+// Audit is the appliance's audit log.
+func (a *Appliance) Audit() *audit.Log { return a.audit }
+
+// Dispatcher is the reader-facing server.
+func (a *Appliance) Dispatcher() *dispatch.Server { return a.disp }
+
+// Run serves until ctx is done, then stops every part and closes the
+// storage. It returns the first error that stopped a part.
+func (a *Appliance) Run(ctx context.Context) error {
+	defer a.close()
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var wg sync.WaitGroup
+	errc := make(chan error, 3)
+	run := func(name string, f func(context.Context) error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(ctx); err != nil && ctx.Err() == nil {
+				errc <- fmt.Errorf("%s: %w", name, err)
+				cancel(err)
+			}
+		}()
+	}
+	run("rack", a.rack.Run)
+	run("dispatcher", func(ctx context.Context) error { return a.disp.Serve(ctx, a.readers) })
+	run("admin", a.serveAdmin)
+	a.log.Info("samrack appliance up", "readers", a.ReaderAddr(), "admin", a.AdminURL(),
+		"slots", len(a.rack.Slots()), "simulated", a.sim != nil, "data", a.cfg.DataDir)
+	<-ctx.Done()
+	wg.Wait()
+	a.log.Info("samrack appliance stopped")
+	select {
+	case err := <-errc:
+		return err
+	default:
+		return nil
+	}
+}
+
+func (a *Appliance) serveAdmin(ctx context.Context) error {
+	srv := &http.Server{
+		Handler: (&admin.Server{
+			State: a.store, Rack: a.rack, Readers: a, Logger: a.log,
+			Audit:    a.audit.Recent,
+			Counters: a.counters,
+		}).Handler(),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       5 * time.Minute,
+		WriteTimeout:      5 * time.Minute,
+		IdleTimeout:       time.Minute,
+	}
+	stop := context.AfterFunc(ctx, func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(sctx)
+	})
+	defer stop()
+	if err := srv.Serve(a.admin); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+func (a *Appliance) counters() map[string]any {
+	st := a.disp.Stats()
+	return map[string]any{"dispatcher": st, "audit": a.audit.Counts()}
+}
+
+// AddReader registers a reader with a fresh key and issues its credential
+// bundle. It implements admin.Provisioner.
+func (a *Appliance) AddReader(ctx context.Context, serial, cipher, note string) (*credentials.Bundle, error) {
+	key := make([]byte, state.ReaderKeyLen)
+	if _, err := rand.Read(key); err != nil {
+		return nil, err
+	}
+	certPEM, keyPEM, err := a.pki.IssueReader(serial)
+	if err != nil {
+		return nil, err
+	}
+	cmd := &state.Command{Version: state.CommandVersion, Op: state.OpPutReader, By: "operator",
+		Reader: &state.Reader{Serial: serial, Cipher: cipher, Key: key, Status: state.ReaderActive, Note: note}}
+	if err := a.store.Apply(ctx, cmd); err != nil {
+		return nil, err
+	}
+	b := &credentials.Bundle{Server: a.advertise(), ServerName: pki.ServerName, ReaderSerial: serial, Cipher: cipher,
+		KeyHex: hex.EncodeToString(key), CertPEM: string(certPEM), KeyPEM: string(keyPEM), CAPEM: string(a.pki.CAPEM())}
+	a.audit.Record(audit.Event{Kind: "reader.added", Reader: serial, Slot: audit.NoSlot})
+	return b, nil
+}
+
+func (a *Appliance) advertise() string {
+	if a.cfg.Advertise != "" {
+		return a.cfg.Advertise
+	}
+	host, port, _ := net.SplitHostPort(a.ReaderAddr())
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+func (a *Appliance) rackEvent(e rack.Event) {
+	ev := audit.Event{Time: e.Time, Kind: "slot." + e.Kind.String(), Slot: e.Slot, Detail: e.String()}
+	if !e.SAMID.IsZero() {
+		ev.SAMID = e.SAMID.String()
+	}
+	a.audit.Record(ev)
+}
+
+// directory adapts the state store to what the dispatcher needs.
+type directory struct {
+	st        state.Store
+	threshold int
+	audit     *audit.Log
+}
+
+func (d *directory) Reader(serial string) (dispatch.Reader, bool) {
+	r, ok := d.st.Reader(serial)
+	if !ok {
+		return dispatch.Reader{}, false
+	}
+	st := dispatch.ReaderActive
+	switch r.Status {
+	case state.ReaderSuspended:
+		st = dispatch.ReaderSuspended
+	case state.ReaderBlacklisted:
+		st = dispatch.ReaderBlacklisted
+	}
+	return dispatch.Reader{Serial: r.Serial, Cipher: r.Cipher, Key: r.Key, Status: st}, true
+}
+
+func (d *directory) ReaderBlacklisted(serial string) bool { return d.st.ReaderBlacklisted(serial) }
+
+func (d *directory) CardBlacklisted(serial sam.Serial) bool {
+	_, ok := d.st.CardBlacklisted(serial)
+	return ok
+}
+
+func (d *directory) PreferredSAMs(reader string) []ga467.SAMID { return d.st.Affinity(reader) }
+
+func (d *directory) AuthFailed(ctx context.Context, reader string) {
+	before, _ := d.st.Reader(reader)
+	cmd := &state.Command{Version: state.CommandVersion, Op: state.OpRecordAuthFailure, Serial: reader, Threshold: d.threshold, By: "appliance"}
+	if err := d.st.Apply(ctx, cmd); err != nil {
+		return
+	}
+	if after, ok := d.st.Reader(reader); ok && after.Status == state.ReaderSuspended && before.Status != state.ReaderSuspended {
+		d.audit.Record(audit.Event{Kind: audit.KindReaderSuspended, Reader: reader, Slot: audit.NoSlot,
+			Detail: fmt.Sprintf("%d failed authentications in a row", after.FailedAuth)})
+	}
+}
+
+// pool adapts the rack to the dispatcher's Pool.
+type pool struct{ r *rack.Rack }
+
+func (p pool) Lease(ctx context.Context, prefer []ga467.SAMID) (dispatch.Lease, error) {
+	l, err := p.r.Lease(ctx, prefer)
+	if err != nil {
+		var be *rack.BusyError
+		if errors.As(err, &be) {
+			return nil, &dispatch.BusyError{RetryAfter: be.RetryAfter}
+		}
+		return nil, err
+	}
+	return l, nil
+}

@@ -1,0 +1,81 @@
+// Command samrackd is the samrack appliance daemon. With no rack
+// configuration it runs the embedded default: a simulated rack of virtual
+// SAMs, embedded storage and a self-generated dev CA in --data.
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/samrack/samrack/appliance"
+	"github.com/samrack/samrack/drivers/sim"
+)
+
+func main() {
+	if err := newRoot().Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "samrackd:", err)
+		os.Exit(1)
+	}
+}
+
+func newRoot() *cobra.Command {
+	var (
+		cfg      appliance.Config
+		dev      bool
+		simRead  time.Duration
+		logLevel string
+	)
+	cmd := &cobra.Command{
+		Use:           "samrackd",
+		Short:         "The samrack appliance: serves ID-card readers from a rack of SAMs",
+		Args:          cobra.NoArgs,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var lvl slog.Level
+			if err := lvl.UnmarshalText([]byte(logLevel)); err != nil {
+				return err
+			}
+			cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+			if !dev {
+				return fmt.Errorf("only the embedded default (--dev: simulated rack, dev CA) exists so far")
+			}
+			t := sim.DefaultSAMTiming
+			t.Read = simRead
+			cfg.SimTiming = t
+			return run(cfg)
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVar(&dev, "dev", true, "single-node dev mode: simulated rack, embedded storage, self-generated CA")
+	f.StringVar(&cfg.DataDir, "data", "/var/lib/samrack", "data directory (state, PKI, audit log)")
+	f.StringVar(&cfg.Listen, "listen", ":7467", "reader TLS address")
+	f.StringVar(&cfg.Admin, "admin", "127.0.0.1:7480", "admin HTTP address (keep it on loopback)")
+	f.StringVar(&cfg.Advertise, "advertise", "", "reader address written into credential bundles (default: the listen address)")
+	f.StringSliceVar(&cfg.Hosts, "host", nil, "extra DNS names / IPs for the server certificate")
+	f.IntVar(&cfg.SimSAMs, "sim-sams", 8, "virtual SAMs in the simulated rack")
+	f.DurationVar(&simRead, "sim-read-time", sim.DefaultSAMTiming.Read, "a virtual SAM's own time per read")
+	f.BoolVar(&cfg.AuditStderr, "audit-stderr", false, "copy audit events to stderr")
+	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	return cmd
+}
+
+func run(cfg appliance.Config) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	a, err := appliance.New(cfg)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "samrackd: readers on %s, admin API on %s, data in %s\n"+
+		"next: bin/samctl reader add HOTEL-0001 --out reader.json && bin/samreader read --creds reader.json --seed 7\n",
+		a.ReaderAddr(), a.AdminURL(), cfg.DataDir)
+	return a.Run(ctx)
+}

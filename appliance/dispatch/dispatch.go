@@ -1,0 +1,398 @@
+package dispatch
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/samrack/samrack/api/wire"
+	"github.com/samrack/samrack/appliance/audit"
+	"github.com/samrack/samrack/drivers/ga467"
+	"github.com/samrack/samrack/drivers/sam"
+)
+
+// ReaderStatus is the administrative status of a registered reader.
+type ReaderStatus int
+
+const (
+	ReaderActive ReaderStatus = iota
+	ReaderSuspended
+	ReaderBlacklisted
+)
+
+// Reader is what the dispatcher needs to know of a registered reader.
+type Reader struct {
+	Serial string
+	Cipher string // "sm4" or "aes": the cipher of Key
+	Key    []byte // 16-byte reader key; card serials are sealed under it
+	Status ReaderStatus
+}
+
+// Directory is what the dispatcher needs of the replicated state: the reader
+// registry, the blacklists and the terminal→SAM table.
+type Directory interface {
+	Reader(serial string) (Reader, bool)
+	ReaderBlacklisted(serial string) bool
+	CardBlacklisted(serial sam.Serial) bool
+	PreferredSAMs(reader string) []ga467.SAMID
+	// AuthFailed records a failed authentication of a registered reader;
+	// the directory suspends the reader after its threshold.
+	AuthFailed(ctx context.Context, reader string)
+}
+
+// Pool leases SAMs. Lease blocks until a SAM is free or ctx is done; when
+// none can be had it returns a *BusyError.
+type Pool interface {
+	Lease(ctx context.Context, prefer []ga467.SAMID) (Lease, error)
+}
+
+// Lease is one SAM leased to one session. Release must be called exactly
+// once; outcome is nil for a clean session, else what went wrong.
+type Lease interface {
+	Slot() int
+	SAMID() ga467.SAMID
+	SAM() sam.SAM
+	Release(outcome error)
+}
+
+// BusyError is returned by a Pool that has no SAM for a session.
+type BusyError struct{ RetryAfter time.Duration }
+
+func (e *BusyError) Error() string { return fmt.Sprintf("no idle SAM, retry after %v", e.RetryAfter) }
+
+// Config wires a Server.
+type Config struct {
+	Directory Directory
+	Pool      Pool
+	// Audit receives every audit event; it must not block for long.
+	Audit func(audit.Event)
+	// HashCard is the keyed hash under which card serials are logged.
+	HashCard func(serial [8]byte) string
+	Logger   *slog.Logger
+
+	// HandshakeTimeout bounds the TLS handshake (default 10 s).
+	HandshakeTimeout time.Duration
+	// ReaderTimeout bounds the wait for a reader's answer inside a
+	// session (default 5 s).
+	ReaderTimeout time.Duration
+	// IdleTimeout closes a connection with no frame for that long
+	// (default 60 s).
+	IdleTimeout time.Duration
+	// QueueWait bounds how long a session waits for a free SAM before
+	// the reader is told busy (default 2 s).
+	QueueWait time.Duration
+	// MaxAttempts is how many SAMs one read may try when SAMs fail
+	// under it (default 2: the first and one restart).
+	MaxAttempts int
+	// CloneWindow: the same card read by two different readers within
+	// this window raises a possible-clone alert (default 10 s; <0 off).
+	CloneWindow time.Duration
+	// Rand is the source of ephemeral keys and session IDs.
+	Rand io.Reader
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+func (c *Config) defaults() {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	def(&c.HandshakeTimeout, 10*time.Second)
+	def(&c.ReaderTimeout, 5*time.Second)
+	def(&c.IdleTimeout, 60*time.Second)
+	def(&c.QueueWait, 2*time.Second)
+	def(&c.CloneWindow, 10*time.Second)
+	if c.MaxAttempts <= 0 {
+		c.MaxAttempts = 2
+	}
+	if c.Rand == nil {
+		c.Rand = rand.Reader
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Audit == nil {
+		c.Audit = func(audit.Event) {}
+	}
+	if c.HashCard == nil {
+		panic("dispatch: Config.HashCard is required")
+	}
+}
+
+// Stats are the dispatcher's counters.
+type Stats struct {
+	Connections uint64            // accepted so far
+	Active      int64             // open now
+	Reads       uint64            // reads that returned card info
+	Errors      map[string]uint64 // wire error codes sent, by name
+}
+
+// Server is the reader-facing side of the appliance.
+type Server struct {
+	cfg   Config
+	clone *cloneTracker
+
+	conns  atomic.Uint64
+	active atomic.Int64
+	reads  atomic.Uint64
+	errs   [1024]atomic.Uint64 // by wire code (< 1024)
+
+	mu      sync.Mutex // mu guards open and closing
+	open    map[net.Conn]struct{}
+	closing bool
+	wg      sync.WaitGroup
+}
+
+// New returns a Server. Directory, Pool and HashCard are required.
+func New(cfg Config) *Server {
+	cfg.defaults()
+	return &Server{cfg: cfg, clone: newCloneTracker(cfg.CloneWindow), open: map[net.Conn]struct{}{}}
+}
+
+// Stats returns a snapshot of the counters.
+func (s *Server) Stats() Stats {
+	st := Stats{Connections: s.conns.Load(), Active: s.active.Load(), Reads: s.reads.Load(), Errors: map[string]uint64{}}
+	for i := range s.errs {
+		if n := s.errs[i].Load(); n > 0 {
+			st.Errors[wire.Code(i).String()] = n
+		}
+	}
+	return st
+}
+
+// Serve accepts TLS connections on ln (a TLS listener whose config requires
+// client certificates) until ctx is done, then closes ln and every
+// connection and waits for their goroutines.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	stop := context.AfterFunc(ctx, func() { ln.Close() })
+	defer stop()
+	var err error
+	for {
+		var c net.Conn
+		c, err = ln.Accept()
+		if err != nil {
+			break
+		}
+		if !s.track(c) {
+			c.Close()
+			break
+		}
+		s.conns.Add(1)
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			defer s.untrack(c)
+			s.serveConn(ctx, c)
+		}()
+	}
+	s.closeAll()
+	s.wg.Wait()
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+func (s *Server) track(c net.Conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return false
+	}
+	s.open[c] = struct{}{}
+	s.active.Add(1)
+	return true
+}
+
+func (s *Server) untrack(c net.Conn) {
+	s.mu.Lock()
+	delete(s.open, c)
+	s.mu.Unlock()
+	s.active.Add(-1)
+	c.Close()
+}
+
+func (s *Server) closeAll() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closing = true
+	for c := range s.open {
+		c.Close()
+	}
+}
+
+func (s *Server) audit(e audit.Event) {
+	if e.Time.IsZero() {
+		e.Time = s.cfg.Now()
+	}
+	s.cfg.Audit(e)
+}
+
+// conn is one reader connection; its fields are owned by its goroutine.
+type conn struct {
+	s      *Server
+	nc     net.Conn
+	br     *bufio.Reader
+	reader string // the verified certificate's CommonName
+	out    []wire.Message
+	sess   *session
+}
+
+func (s *Server) serveConn(ctx context.Context, nc net.Conn) {
+	c := &conn{s: s, nc: nc, br: bufio.NewReaderSize(nc, 16<<10)}
+	if tc, ok := nc.(*tls.Conn); ok {
+		hctx, cancel := context.WithTimeout(ctx, s.cfg.HandshakeTimeout)
+		err := tc.HandshakeContext(hctx)
+		cancel()
+		if err != nil {
+			s.cfg.Logger.Debug("tls handshake failed", "remote", nc.RemoteAddr(), "err", err)
+			return
+		}
+		c.reader = peerName(tc.ConnectionState())
+	}
+	defer c.endSession(errConnClosed)
+	for ctx.Err() == nil {
+		nc.SetReadDeadline(s.cfg.Now().Add(s.cfg.IdleTimeout))
+		msgs, err := wire.ReadFrame(c.br)
+		if err != nil {
+			c.frameError(err)
+			return
+		}
+		if fatal := c.handle(ctx, msgs); fatal {
+			c.flush()
+			return
+		}
+		if err := c.flush(); err != nil {
+			return
+		}
+	}
+}
+
+func peerName(cs tls.ConnectionState) string {
+	if len(cs.VerifiedChains) == 0 || len(cs.VerifiedChains[0]) == 0 {
+		return ""
+	}
+	return cs.VerifiedChains[0][0].Subject.CommonName
+}
+
+var errConnClosed = errors.New("connection closed")
+
+// frameError answers a frame that could not be read, when it makes sense,
+// and counts it.
+func (c *conn) frameError(err error) {
+	var code wire.Code
+	switch {
+	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
+		return
+	case isTimeout(err):
+		if c.sess == nil {
+			return // idle connection
+		}
+		code = wire.Timeout
+	case errors.Is(err, wire.ErrVersion):
+		code = wire.UnsupportedVersion
+	case errors.Is(err, wire.ErrTooLarge):
+		code = wire.TooLarge
+	default:
+		code = wire.Malformed
+	}
+	c.s.audit(audit.Event{Kind: "frame.rejected", Reader: c.reader, Code: int(code), Detail: err.Error()})
+	c.sendError(code, 0, err.Error())
+	c.flush()
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// handle processes the messages of one frame in order. It returns true when
+// the connection must be closed.
+func (c *conn) handle(ctx context.Context, msgs []wire.Message) (fatal bool) {
+	for i := 0; i < len(msgs); i++ {
+		switch m := msgs[i].(type) {
+		case *wire.Ping:
+			c.out = append(c.out, &wire.Pong{Nonce: m.Nonce})
+		case *wire.Open:
+			if c.sess != nil {
+				return c.protocolError(wire.UnexpectedMessage, "Open inside a session")
+			}
+			if !c.open(ctx, m) {
+				// The session failed before it began: the rest of the
+				// frame belongs to it and is dropped.
+				return c.dropRest(msgs[i+1:])
+			}
+		case *wire.FindRequest, *wire.SelectRequest, *wire.ReadRequest:
+			if c.sess == nil {
+				return c.protocolError(wire.UnexpectedMessage, fmt.Sprintf("%T outside a session", m))
+			}
+			if ok, fatal := c.phase(ctx, m); !ok {
+				if fatal {
+					return true
+				}
+				return c.dropRest(msgs[i+1:])
+			}
+		default:
+			return c.protocolError(wire.UnexpectedMessage, fmt.Sprintf("unexpected %T", m))
+		}
+	}
+	return false
+}
+
+// dropRest discards the messages that followed a failed session in the same
+// frame; anything but that session's requests is a protocol error.
+func (c *conn) dropRest(rest []wire.Message) bool {
+	for _, m := range rest {
+		switch m.(type) {
+		case *wire.FindRequest, *wire.SelectRequest, *wire.ReadRequest:
+		default:
+			return c.protocolError(wire.UnexpectedMessage, fmt.Sprintf("%T after a failed session", m))
+		}
+	}
+	return false
+}
+
+func (c *conn) protocolError(code wire.Code, detail string) bool {
+	c.endSession(fmt.Errorf("%w: %s", errProtocol, detail))
+	c.s.audit(audit.Event{Kind: "frame.rejected", Reader: c.reader, Code: int(code), Detail: detail})
+	c.sendError(code, 0, detail)
+	return true
+}
+
+var errProtocol = errors.New("reader protocol error")
+
+func (c *conn) sendError(code wire.Code, retry time.Duration, msg string) {
+	if int(code) < len(c.s.errs) {
+		c.s.errs[code].Add(1)
+	}
+	if len(msg) > 200 {
+		msg = msg[:200]
+	}
+	c.out = append(c.out, &wire.Error{Code: code, RetryAfter: retry, Message: msg})
+}
+
+// flush writes the queued messages as one frame.
+func (c *conn) flush() error {
+	if len(c.out) == 0 {
+		return nil
+	}
+	c.nc.SetWriteDeadline(c.s.cfg.Now().Add(c.s.cfg.ReaderTimeout))
+	err := wire.WriteFrame(c.nc, c.out...)
+	clear(c.out)
+	c.out = c.out[:0]
+	return err
+}
