@@ -236,6 +236,9 @@ func (s *Server) closeAll() {
 }
 
 func (s *Server) audit(e audit.Event) {
+	if e.SAMID == "" && e.Slot == 0 {
+		e.Slot = audit.NoSlot
+	}
 	if e.Time.IsZero() {
 		e.Time = s.cfg.Now()
 	}
@@ -310,7 +313,7 @@ func (c *conn) frameError(err error) {
 	default:
 		code = wire.Malformed
 	}
-	c.s.audit(audit.Event{Kind: "frame.rejected", Reader: c.reader, Code: int(code), Detail: err.Error()})
+	c.s.audit(audit.Event{Kind: audit.KindFrameMalformed, Reader: c.reader, Code: int(code), Detail: err.Error()})
 	c.sendError(code, 0, err.Error())
 	c.flush()
 }
@@ -368,7 +371,7 @@ func (c *conn) dropRest(rest []wire.Message) bool {
 
 func (c *conn) protocolError(code wire.Code, detail string) bool {
 	c.endSession(fmt.Errorf("%w: %s", errProtocol, detail))
-	c.s.audit(audit.Event{Kind: "frame.rejected", Reader: c.reader, Code: int(code), Detail: detail})
+	c.s.audit(audit.Event{Kind: audit.KindFrameMalformed, Reader: c.reader, Code: int(code), Detail: detail})
 	c.sendError(code, 0, detail)
 	return true
 }

@@ -61,16 +61,16 @@ func (c *conn) open(ctx context.Context, m *wire.Open) bool {
 		if _, known := cfg.Directory.Reader(c.reader); c.reader != "" && known {
 			cfg.Directory.AuthFailed(ctx, c.reader)
 		}
-		return reject(wire.BadCredentials, "reader.rejected", "reader serial does not match the client certificate", 0)
+		return reject(wire.BadCredentials, audit.KindReaderRejected, "reader serial does not match the client certificate", 0)
 	}
 	r, ok := cfg.Directory.Reader(m.ReaderSerial)
 	switch {
 	case !ok:
-		return reject(wire.UnknownReader, "reader.rejected", "unknown reader", 0)
+		return reject(wire.UnknownReader, audit.KindReaderRejected, "unknown reader", 0)
 	case r.Status == ReaderBlacklisted || cfg.Directory.ReaderBlacklisted(r.Serial):
 		return reject(wire.ReaderBlacklisted, "reader.blacklisted", "reader is blacklisted", 0)
 	case r.Status == ReaderSuspended:
-		return reject(wire.ReaderSuspended, "reader.rejected", "reader is suspended", 0)
+		return reject(wire.ReaderSuspended, audit.KindReaderRejected, "reader is suspended", 0)
 	}
 	plain, err := suite.OpenWithReaderKey(r.Cipher, r.Key, r.Serial, m.Sealed)
 	var pre *wire.PreSession
@@ -84,7 +84,7 @@ func (c *conn) open(ctx context.Context, m *wire.Open) bool {
 	s := &session{reader: r, declared: pre.CardSerial, prefetch: pre.Prefetch, used: make([]bool, len(pre.Prefetch)), started: cfg.Now()}
 	s.hash = cfg.HashCard(s.declared)
 	if cfg.Directory.CardBlacklisted(s.declared) {
-		c.s.audit(audit.Event{Kind: "card.blacklisted", Reader: r.Serial, Card: s.hash, Code: int(wire.CardBlacklisted), Detail: "declared serial"})
+		c.s.audit(audit.Event{Kind: audit.KindCardBlacklisted, Reader: r.Serial, Card: s.hash, Code: int(wire.CardBlacklisted), Detail: "declared serial"})
 		c.sendError(wire.CardBlacklisted, 0, "card is blacklisted")
 		return false
 	}
@@ -96,7 +96,7 @@ func (c *conn) open(ctx context.Context, m *wire.Open) bool {
 		}
 	}
 	if share == nil {
-		return reject(wire.NoCommonSuite, "reader.rejected", "no common suite", 0)
+		return reject(wire.NoCommonSuite, audit.KindReaderRejected, "no common suite", 0)
 	}
 	if _, err := fullRead(cfg.Rand, s.id[:]); err != nil {
 		return reject(wire.Internal, "internal", "session id: "+err.Error(), 0)
@@ -108,14 +108,14 @@ func (c *conn) open(ctx context.Context, m *wire.Open) bool {
 	tr := wire.Transcript(r.Serial, share.Public, s.id, share.Suite, eph.Public())
 	s.keys, err = eph.Agree(share.Public, tr, false)
 	if err != nil {
-		return reject(wire.BadCredentials, "reader.rejected", "key agreement: "+err.Error(), 0)
+		return reject(wire.BadCredentials, audit.KindReaderRejected, "key agreement: "+err.Error(), 0)
 	}
 	if err := c.lease(ctx, s); err != nil {
 		var busy *BusyError
 		if errors.As(err, &busy) {
-			return reject(wire.Busy, "read.busy", "no idle SAM", busy.RetryAfter)
+			return reject(wire.Busy, audit.KindBusy, "no idle SAM", busy.RetryAfter)
 		}
-		return reject(wire.SAMFault, "read.busy", err.Error(), time.Second)
+		return reject(wire.SAMFault, audit.KindBusy, err.Error(), time.Second)
 	}
 	c.sess = s
 	c.out = append(c.out, &wire.Accept{SessionID: s.id, Suite: share.Suite, Public: eph.Public()})
@@ -167,7 +167,7 @@ func (c *conn) phase(ctx context.Context, m wire.Message) (ok, fatal bool) {
 			s.used[i] = true
 		}
 		if lerr := c.lease(ctx, s); lerr != nil {
-			c.finish(wire.SAMFault, "sam.fault", "no SAM to restart on: "+lerr.Error(), time.Second)
+			c.finish(wire.SAMFault, audit.KindSAMFault, "no SAM to restart on: "+lerr.Error(), time.Second)
 			return false, false
 		}
 		c.s.audit(audit.Event{Kind: "read.restarted", Reader: s.reader.Serial, Card: s.hash, Slot: s.lease.Slot(), SAMID: s.lease.SAMID().String()})
@@ -245,13 +245,13 @@ func (c *conn) deliver(rd *sam.Reading) {
 	auth := c.s.cfg.HashCard(s.selected)
 	switch {
 	case s.selected != s.declared:
-		c.s.audit(audit.Event{Kind: "reader.tamper", Reader: s.reader.Serial, Card: auth, Code: int(wire.SerialMismatch),
+		c.s.audit(audit.Event{Kind: audit.KindReaderTamper, Reader: s.reader.Serial, Card: auth, Code: int(wire.SerialMismatch),
 			Detail: "declared card serial differs from the SAM-authenticated one (declared " + s.hash + ")"})
-		c.finish(wire.SerialMismatch, "read.rejected", "card serial mismatch", 0)
+		c.finish(wire.SerialMismatch, audit.KindReadRejected, "card serial mismatch", 0)
 		return
 	case c.s.cfg.Directory.CardBlacklisted(s.selected):
-		c.s.audit(audit.Event{Kind: "card.blacklisted", Reader: s.reader.Serial, Card: auth, Code: int(wire.CardBlacklisted), Detail: "SAM-authenticated serial"})
-		c.finish(wire.CardBlacklisted, "read.rejected", "card is blacklisted", 0)
+		c.s.audit(audit.Event{Kind: audit.KindCardBlacklisted, Reader: s.reader.Serial, Card: auth, Code: int(wire.CardBlacklisted), Detail: "SAM-authenticated serial"})
+		c.finish(wire.CardBlacklisted, audit.KindReadRejected, "card is blacklisted", 0)
 		return
 	}
 	data := encodeReading(rd, s.what)
@@ -262,9 +262,9 @@ func (c *conn) deliver(rd *sam.Reading) {
 	s.lease = nil
 	c.s.reads.Add(1)
 	now := c.s.cfg.Now()
-	c.s.audit(audit.Event{Kind: "read.ok", Reader: s.reader.Serial, Card: auth, Slot: slot, SAMID: id, Duration: now.Sub(s.started)})
+	c.s.audit(audit.Event{Kind: audit.KindReadOK, Reader: s.reader.Serial, Card: auth, Slot: slot, SAMID: id, Duration: now.Sub(s.started)})
 	if other, ok := c.s.clone.seen(auth, s.reader.Serial, now); ok {
-		c.s.audit(audit.Event{Kind: "card.possible_clone", Reader: s.reader.Serial, Card: auth, Code: int(wire.PossibleClone),
+		c.s.audit(audit.Event{Kind: audit.KindPossibleClone, Reader: s.reader.Serial, Card: auth, Code: int(wire.PossibleClone),
 			Detail: "also read by reader " + other + " within the clone window"})
 	}
 	c.out = append(c.out, &wire.Result{SW3: ga467.SW3OK, Sealed: sealed})
@@ -287,7 +287,7 @@ func (c *conn) sessionError(err error) (retry, fatal bool) {
 		return false, false
 	}
 	if sam.ModuleFault(err) {
-		c.s.audit(audit.Event{Kind: "sam.fault", Reader: s.reader.Serial, Card: s.hash, Slot: s.lease.Slot(), SAMID: s.lease.SAMID().String(), Detail: err.Error()})
+		c.s.audit(audit.Event{Kind: audit.KindSAMFault, Reader: s.reader.Serial, Card: s.hash, Slot: s.lease.Slot(), SAMID: s.lease.SAMID().String(), Detail: err.Error()})
 		s.lease.Release(err)
 		s.lease = nil
 		if s.attempts < c.s.cfg.MaxAttempts {
