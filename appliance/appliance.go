@@ -41,8 +41,8 @@ type Config struct {
 	Hosts     []string // extra names/IPs for the server certificate
 
 	// The simulated rack (used when Rack is nil).
-	SimSAMs   int           // default 8
-	SimTiming sim.SAMTiming // default sim.DefaultSAMTiming
+	SimSAMs   int            // default 8
+	SimTiming *sim.SAMTiming // default sim.DefaultSAMTiming
 
 	// Rack, if set, replaces the simulated rack (with RackOptions).
 	Rack        *rack.Config
@@ -89,8 +89,9 @@ func New(cfg Config) (a *Appliance, err error) {
 	if cfg.SimSAMs == 0 {
 		cfg.SimSAMs = 8
 	}
-	if cfg.SimTiming == (sim.SAMTiming{}) {
-		cfg.SimTiming = sim.DefaultSAMTiming
+	if cfg.SimTiming == nil {
+		t := sim.DefaultSAMTiming
+		cfg.SimTiming = &t
 	}
 	if cfg.AuthFailureThreshold <= 0 {
 		cfg.AuthFailureThreshold = 5
@@ -128,7 +129,7 @@ func New(cfg Config) (a *Appliance, err error) {
 	rcfg, ropts := cfg.Rack, cfg.RackOptions
 	if rcfg == nil {
 		var c rack.Config
-		a.sim, c, ropts = NewSimRack(cfg.SimSAMs, cfg.SimTiming, samhost.Timeouts{})
+		a.sim, c, ropts = NewSimRack(cfg.SimSAMs, *cfg.SimTiming, samhost.Timeouts{})
 		rcfg = &c
 	}
 	ropts.OnEvent = a.rackEvent

@@ -47,8 +47,10 @@ type options struct {
 // off (one message per frame).
 func WithBatching(on bool) Option { return func(o *options) { o.batch = on } }
 
-// WithSuites sets the suites offered, in order of preference (default
-// suite.Supported(): the GM suite first).
+// WithSuites sets the suites offered, in order of preference; the reader
+// sends a key share for each, so every extra suite costs a key generation
+// per read. The default offers the GM suite alone (SM2/SM3/SM4), which every
+// samrack appliance speaks.
 func WithSuites(ids ...suite.ID) Option { return func(o *options) { o.suites = ids } }
 
 // WithTimeouts sets the connect timeout (default 8 s) and the per-read
@@ -96,7 +98,7 @@ func New(b *credentials.Bundle, opts ...Option) (*Client, error) {
 	}
 	key, _ := b.Key()
 	tc, _ := b.TLSConfig()
-	c := &Client{b: b, key: key, tls: tc, opts: options{batch: true, suites: suite.Supported(),
+	c := &Client{b: b, key: key, tls: tc, opts: options{batch: true, suites: []suite.ID{suite.GM},
 		dialTimeout: 8 * time.Second, readTimeout: 10 * time.Second, rand: rand.Reader}}
 	for _, o := range opts {
 		o(&c.opts)

@@ -22,6 +22,10 @@ import (
 type Config struct {
 	// Bundles are the reader credentials; worker i uses Bundles[i%len].
 	Bundles []*credentials.Bundle
+	// Clients, if set, are connected readers to use instead (worker i
+	// uses Clients[i%len]); Run does not close them. Benchmarks warm them
+	// first so handshakes stay out of the figures.
+	Clients []*client.Client
 	// Count is the number of reads in all; Concurrency the number of
 	// readers reading at once.
 	Count, Concurrency int
@@ -72,8 +76,8 @@ func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond)
 // Run performs the reads and returns their summary. It stops early when
 // ctx is done.
 func Run(ctx context.Context, cfg Config) (*Summary, error) {
-	if cfg.Count <= 0 || cfg.Concurrency <= 0 || len(cfg.Bundles) == 0 || cfg.Card == nil {
-		return nil, errors.New("loadgen: need Count, Concurrency, Bundles and Card")
+	if cfg.Count <= 0 || cfg.Concurrency <= 0 || len(cfg.Bundles)+len(cfg.Clients) == 0 || cfg.Card == nil {
+		return nil, errors.New("loadgen: need Count, Concurrency, Bundles or Clients, and Card")
 	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 10 * time.Second
@@ -108,14 +112,20 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c, err := client.New(cfg.Bundles[w%len(cfg.Bundles)], cfg.Options...)
-			if err != nil {
-				for next.Add(1) <= int64(cfg.Count) {
-					fail(err)
+			var c *client.Client
+			if len(cfg.Clients) > 0 {
+				c = cfg.Clients[w%len(cfg.Clients)]
+			} else {
+				var err error
+				c, err = client.New(cfg.Bundles[w%len(cfg.Bundles)], cfg.Options...)
+				if err != nil {
+					for next.Add(1) <= int64(cfg.Count) {
+						fail(err)
+					}
+					return
 				}
-				return
+				defer c.Close()
 			}
-			defer c.Close()
 			for ctx.Err() == nil {
 				i := int(next.Add(1)) - 1
 				if i >= cfg.Count {

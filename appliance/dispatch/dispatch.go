@@ -100,6 +100,9 @@ type Config struct {
 	Rand io.Reader
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// OnRead, if set, is called with the timing of every successful read
+	// (benchmarks and metrics).
+	OnRead func(ReadTiming)
 }
 
 func (c *Config) defaults() {
@@ -253,6 +256,7 @@ type conn struct {
 	reader string // the verified certificate's CommonName
 	out    []wire.Message
 	sess   *session
+	sw     stopwatch // the appliance's own time in the current session
 }
 
 func (s *Server) serveConn(ctx context.Context, nc net.Conn) {
@@ -326,6 +330,12 @@ func isTimeout(err error) bool {
 // handle processes the messages of one frame in order. It returns true when
 // the connection must be closed.
 func (c *conn) handle(ctx context.Context, msgs []wire.Message) (fatal bool) {
+	if c.sess == nil {
+		c.sw.reset()
+	} else {
+		c.sw.resume()
+	}
+	defer c.sw.pause()
 	for i := 0; i < len(msgs); i++ {
 		switch m := msgs[i].(type) {
 		case *wire.Ping:

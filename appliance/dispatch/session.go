@@ -188,13 +188,13 @@ func (c *conn) replay(ctx context.Context, m wire.Message, want phase) error {
 	s := c.sess
 	l := &link{c: c, msg: m}
 	if want >= phaseFound {
-		if _, err := s.lease.SAM().Find(ctx, l); err != nil {
+		if _, err := c.findCard(ctx, l); err != nil {
 			return err
 		}
 		s.phase = phaseFound
 	}
 	if want >= phaseSelected {
-		serial, err := s.lease.SAM().Select(ctx, l)
+		serial, err := c.selectCard(ctx, l)
 		if err != nil {
 			return err
 		}
@@ -210,13 +210,13 @@ func (c *conn) runPhase(ctx context.Context, m wire.Message) error {
 	l := &link{c: c, msg: m}
 	switch m := m.(type) {
 	case *wire.FindRequest:
-		if _, err := s.lease.SAM().Find(ctx, l); err != nil {
+		if _, err := c.findCard(ctx, l); err != nil {
 			return err
 		}
 		s.phase = phaseFound
 		c.out = append(c.out, &wire.FindResponse{Done: true, SW3: ga467.SW3CardFound})
 	case *wire.SelectRequest:
-		serial, err := s.lease.SAM().Select(ctx, l)
+		serial, err := c.selectCard(ctx, l)
 		if err != nil {
 			return err
 		}
@@ -229,7 +229,7 @@ func (c *conn) runPhase(ctx context.Context, m wire.Message) error {
 			what = sam.ReadFingerprint
 		}
 		s.what = what
-		rd, err := s.lease.SAM().Read(ctx, l, what)
+		rd, err := c.readCard(ctx, l, what)
 		if err != nil {
 			return err
 		}
@@ -268,6 +268,9 @@ func (c *conn) deliver(rd *sam.Reading) {
 			Detail: "also read by reader " + other + " within the clone window"})
 	}
 	c.out = append(c.out, &wire.Result{SW3: ga467.SW3OK, Sealed: sealed})
+	if c.s.cfg.OnRead != nil {
+		c.s.cfg.OnRead(c.sw.timing())
+	}
 	c.sess = nil
 }
 
@@ -341,6 +344,26 @@ func (c *conn) endSession(outcome error) {
 	}
 }
 
+// findCard, selectCard and readCard run the SAM operations with the stopwatch paused:
+// SAM time is not the appliance's overhead.
+func (c *conn) findCard(ctx context.Context, l *link) ([]byte, error) {
+	c.sw.pause()
+	defer c.sw.resume()
+	return c.sess.lease.SAM().Find(ctx, l)
+}
+
+func (c *conn) selectCard(ctx context.Context, l *link) (sam.Serial, error) {
+	c.sw.pause()
+	defer c.sw.resume()
+	return c.sess.lease.SAM().Select(ctx, l)
+}
+
+func (c *conn) readCard(ctx context.Context, l *link, what sam.ReadWhat) (*sam.Reading, error) {
+	c.sw.pause()
+	defer c.sw.resume()
+	return c.sess.lease.SAM().Read(ctx, l, what)
+}
+
 // link is the session's sam.CardLink for one phase: card frames the SAM
 // wants are answered from the prefetch when it holds exactly those
 // commands, else sent to the reader in the phase's message.
@@ -353,6 +376,8 @@ var _ sam.CardLink = (*link)(nil)
 
 // Exchange implements sam.CardLink.
 func (l *link) Exchange(ctx context.Context, cmds [][]byte) ([][]byte, error) {
+	l.c.sw.resume()
+	defer l.c.sw.pause()
 	s := l.c.sess
 	replies := make([][]byte, 0, len(cmds))
 	for len(cmds) > 0 {
@@ -405,7 +430,10 @@ func (l *link) toReader(ctx context.Context, cmds [][]byte) ([][]byte, error) {
 	default:
 		c.out = append(c.out, &wire.Relay{Sealed: sealed})
 	}
-	if err := c.flush(); err != nil {
+	c.sw.pause() // from here until the answer is in, the reader has the turn
+	err = c.flush()
+	if err != nil {
+		c.sw.resume()
 		return nil, l.linkFail(wire.CardGone, fmt.Errorf("write to reader: %w", err))
 	}
 	dl := c.s.cfg.Now().Add(c.s.cfg.ReaderTimeout)
@@ -414,6 +442,7 @@ func (l *link) toReader(ctx context.Context, cmds [][]byte) ([][]byte, error) {
 	}
 	c.nc.SetReadDeadline(dl)
 	msgs, err := wire.ReadFrame(c.br)
+	c.sw.resume()
 	if err != nil {
 		code := wire.Malformed
 		switch {

@@ -49,7 +49,7 @@ func newRoot() *cobra.Command {
 			}
 			t := sim.DefaultSAMTiming
 			t.Read = simRead
-			cfg.SimTiming = t
+			cfg.SimTiming = &t
 			return run(cfg)
 		},
 	}

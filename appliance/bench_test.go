@@ -1,0 +1,212 @@
+package appliance_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/samrack/samrack/api/client"
+	"github.com/samrack/samrack/api/credentials"
+	"github.com/samrack/samrack/api/loadgen"
+	"github.com/samrack/samrack/appliance"
+	"github.com/samrack/samrack/appliance/dispatch"
+	"github.com/samrack/samrack/drivers/idcard"
+	"github.com/samrack/samrack/drivers/sim"
+	"github.com/samrack/samrack/rack"
+)
+
+// benchAppliance starts an appliance with a simulated rack of n SAMs of the
+// given timing and registers readers; it is stopped when b ends.
+func benchAppliance(b *testing.B, n int, timing *sim.SAMTiming, readers int, onRead func(dispatch.ReadTiming)) (*appliance.Appliance, []*credentials.Bundle) {
+	b.Helper()
+	cfg := appliance.Config{
+		DataDir: b.TempDir(), Listen: "127.0.0.1:0", Admin: "127.0.0.1:0",
+		SimSAMs: n, SimTiming: timing,
+		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Dispatch: dispatch.Config{QueueWait: 10 * time.Second, OnRead: onRead, CloneWindow: -1},
+	}
+	a, err := appliance.New(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	b.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			b.Error(err)
+		}
+	})
+	wctx, wcancel := context.WithTimeout(ctx, 30*time.Second)
+	defer wcancel()
+	for _, s := range a.Rack().Slots() {
+		if _, err := a.Rack().WaitState(wctx, s.ID, rack.StateEnabled); err != nil {
+			b.Fatalf("slot %d: %v", s.ID, err)
+		}
+	}
+	var bundles []*credentials.Bundle
+	for i := range readers {
+		bd, err := a.AddReader(ctx, fmt.Sprintf("BENCH-%04d", i), credentials.CipherSM4, "")
+		if err != nil {
+			b.Fatal(err)
+		}
+		bundles = append(bundles, bd)
+	}
+	return a, bundles
+}
+
+// warmClients connects n readers and does one read on each, so TLS
+// handshakes and first-use costs stay out of the measurement.
+func warmClients(b *testing.B, bundles []*credentials.Bundle, n int, card func(i int) idcard.RF) []*client.Client {
+	b.Helper()
+	clients := make([]*client.Client, n)
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range clients {
+		c, err := client.New(bundles[i%len(bundles)])
+		if err != nil {
+			b.Fatal(err)
+		}
+		clients[i] = c
+		b.Cleanup(func() { c.Close() })
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			if _, err := c.Read(ctx, card(1_000_000+i), client.ReadOptions{}); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		b.Fatal("warm-up read:", err)
+	}
+	return clients
+}
+
+func instantCard(seed int) idcard.RF {
+	return sim.NewCard(int64(seed), sim.CardOptions{Timing: &sim.RFTiming{}})
+}
+
+// BenchmarkRackSaturation: 64 virtual SAMs with a fixed 100 ms of their own
+// per read, 4× as many readers over loopback TLS reading back to back. The
+// SAM limit is 64 / 100 ms = 640 reads/s; capacity-ratio is the measured
+// rate over that limit (target ≥ 0.98).
+func BenchmarkRackSaturation(b *testing.B) {
+	const sams, readTime = 64, 100 * time.Millisecond
+	const readers = 4 * sams
+	_, bundles := benchAppliance(b, sams, &sim.SAMTiming{Read: readTime}, 16, nil)
+	clients := warmClients(b, bundles, readers, instantCard)
+	// At least ~6 s of saturated load, whatever b.N is: the figure is a
+	// rate, and a short run is dominated by its ramp and tail.
+	count := max(b.N, 4000)
+	cards := make([]idcard.RF, count)
+	for i := range cards {
+		cards[i] = instantCard(i)
+	}
+	b.ResetTimer()
+	sum, err := loadgen.Run(context.Background(), loadgen.Config{
+		Clients: clients, Count: count, Concurrency: readers,
+		Card: func(i int) idcard.RF { return cards[i] },
+	})
+	b.StopTimer()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if sum.Errors > 0 {
+		b.Fatalf("%d reads failed: %v", sum.Errors, sum.ByCode)
+	}
+	limit := float64(sams) / readTime.Seconds()
+	b.ReportMetric(sum.ReadsPerSec/limit, "capacity-ratio")
+	b.ReportMetric(sum.ReadsPerSec, "reads/s")
+	b.ReportMetric(float64(sum.P99)/1e6, "p99-ms")
+	b.ReportMetric(0, "ns/op")
+}
+
+// BenchmarkReadRoundTrips: the reader↔appliance round trips of one read on
+// a warm connection (target 2), batched (the SDK's default) and with one
+// message per frame for comparison.
+func BenchmarkReadRoundTrips(b *testing.B) {
+	_, bundles := benchAppliance(b, 2, &sim.SAMTiming{}, 1, nil)
+	for _, tc := range []struct {
+		name  string
+		batch bool
+	}{{"batched", true}, {"one-message-per-frame", false}} {
+		b.Run(tc.name, func(b *testing.B) {
+			c, err := client.New(bundles[0], client.WithBatching(tc.batch))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.Close()
+			ctx := context.Background()
+			if _, err := c.Ping(ctx); err != nil { // warm: TLS is up before the first read
+				b.Fatal(err)
+			}
+			total := 0
+			b.ResetTimer()
+			for i := range b.N {
+				res, err := c.Read(ctx, instantCard(i), client.ReadOptions{})
+				if err != nil {
+					b.Fatal(err)
+				}
+				total += res.RoundTrips
+			}
+			b.ReportMetric(float64(total)/float64(b.N), "wan-rtts/read")
+		})
+	}
+}
+
+// BenchmarkReadOverhead: a zero-time virtual SAM; overhead-p99-ms is the
+// 99th percentile of the appliance's own time per read (decoding, checks,
+// key agreement, crypto, leasing, relaying), SAM time and reader waits
+// excluded, as the dispatcher measures it (target < 1 ms).
+func BenchmarkReadOverhead(b *testing.B) {
+	var (
+		mu        sync.Mutex
+		overheads []time.Duration
+	)
+	_, bundles := benchAppliance(b, 2, &sim.SAMTiming{}, 1, func(t dispatch.ReadTiming) {
+		mu.Lock()
+		overheads = append(overheads, t.Overhead)
+		mu.Unlock()
+	})
+	c, err := client.New(bundles[0])
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	if _, err := c.Read(ctx, instantCard(0), client.ReadOptions{}); err != nil {
+		b.Fatal(err)
+	}
+	mu.Lock()
+	overheads = overheads[:0]
+	mu.Unlock()
+	b.ResetTimer()
+	for i := range b.N {
+		if _, err := c.Read(ctx, instantCard(i+1), client.ReadOptions{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	mu.Lock()
+	defer mu.Unlock()
+	if len(overheads) != b.N {
+		b.Fatalf("%d timings for %d reads", len(overheads), b.N)
+	}
+	slices.Sort(overheads)
+	p := func(q float64) float64 {
+		return float64(overheads[min(len(overheads)-1, int(float64(len(overheads))*q))]) / 1e6
+	}
+	b.ReportMetric(p(0.99), "overhead-p99-ms")
+	b.ReportMetric(p(0.50), "overhead-p50-ms")
+}
