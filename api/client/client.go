@@ -40,8 +40,17 @@ type options struct {
 	suites      []suite.ID
 	dialTimeout time.Duration
 	readTimeout time.Duration
+	retries     int
 	rand        io.Reader
 }
+
+// WithRetries makes Read try again, up to n more times, when the appliance
+// answers with a retryable code (busy, SAM fault, shutting down: after the
+// RetryAfter it gives, at least 50 ms) or the connection breaks (the
+// appliance failed: Read re-dials, through the cluster's virtual IP, and
+// runs the whole read again while the card is still in the field). The
+// default is 0: errors are returned to the caller.
+func WithRetries(n int) Option { return func(o *options) { o.retries = n } }
 
 // WithBatching turns batching of messages into frames on (the default) or
 // off (one message per frame).
@@ -189,10 +198,45 @@ func (c *Client) deadlineLocked(ctx context.Context) {
 func (c *Client) Read(ctx context.Context, rf idcard.RF, ro ReadOptions) (*Result, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	start := time.Now()
+	for attempt := 0; ; attempt++ {
+		res, err := c.readOnceLocked(ctx, rf, ro)
+		if err == nil {
+			res.Duration = time.Since(start)
+			return res, nil
+		}
+		wait, retry := retryable(err)
+		if !retry || attempt >= c.opts.retries {
+			return nil, err
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, err
+		case <-t.C:
+		}
+	}
+}
+
+// retryable says whether a failed read may be run again, and after how long.
+func retryable(err error) (time.Duration, bool) {
+	const minWait = 50 * time.Millisecond
+	var we *wire.Error
+	if errors.As(err, &we) {
+		return max(we.RetryAfter, minWait), we.Code.Retryable()
+	}
+	var ne net.Error
+	if errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) {
+		return minWait, true
+	}
+	return 0, false
+}
+
+func (c *Client) readOnceLocked(ctx context.Context, rf idcard.RF, ro ReadOptions) (*Result, error) {
 	if err := c.connectLocked(ctx); err != nil {
 		return nil, err
 	}
-	start := time.Now()
 	c.deadlineLocked(ctx)
 	res, err := c.readLocked(ctx, rf, ro)
 	if err != nil {
@@ -202,7 +246,6 @@ func (c *Client) Read(ctx context.Context, rf idcard.RF, ro ReadOptions) (*Resul
 		}
 		return nil, err
 	}
-	res.Duration = time.Since(start)
 	return res, nil
 }
 

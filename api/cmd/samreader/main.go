@@ -112,6 +112,7 @@ func newRead() *cobra.Command {
 		asJSON  bool
 		noBatch bool
 		fp      bool
+		retries int
 		timeout time.Duration
 	)
 	cmd := &cobra.Command{
@@ -126,7 +127,7 @@ func newRead() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			c, err := client.New(b, client.WithBatching(!noBatch))
+			c, err := client.New(b, client.WithBatching(!noBatch), client.WithRetries(retries))
 			if err != nil {
 				return err
 			}
@@ -152,6 +153,7 @@ func newRead() *cobra.Command {
 	cmd.Flags().BoolVar(&noBatch, "no-batch", false, "send one message per frame (more round trips)")
 	cmd.Flags().BoolVar(&fp, "fingerprint", false, "ask for the fingerprint file too (30 10)")
 	cmd.Flags().DurationVar(&timeout, "timeout", 15*time.Second, "give up after this long")
+	cmd.Flags().IntVar(&retries, "retries", 2, "retry busy / SAM-fault / broken-connection reads this many times")
 	return cmd
 }
 
@@ -162,6 +164,7 @@ func newLoad() *cobra.Command {
 		count, conc int
 		asJSON      bool
 		noBatch     bool
+		retries     int
 	)
 	cmd := &cobra.Command{
 		Use:   "load",
@@ -180,7 +183,7 @@ func newLoad() *cobra.Command {
 				Bundles: []*credentials.Bundle{b}, Count: count, Concurrency: conc,
 				// Every read gets its own card in the field.
 				Card:    func(i int) idcard.RF { return sim.NewCard(cf.seed+int64(i), opts) },
-				Options: []client.Option{client.WithBatching(!noBatch)},
+				Options: []client.Option{client.WithBatching(!noBatch), client.WithRetries(retries)},
 				Progress: func(p loadgen.Progress) {
 					rate := float64(p.Done-p.Errors) / max(p.Elapsed.Seconds(), 1e-9)
 					fmt.Fprintf(stderr, "\r%6d/%d reads, %d errors, %.1f reads/s, %.1fs ", p.Done, p.Count, p.Errors, rate, p.Elapsed.Seconds())
@@ -208,6 +211,7 @@ func newLoad() *cobra.Command {
 	cmd.Flags().IntVar(&conc, "concurrency", 16, "readers reading at once (one connection each)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the summary as JSON")
 	cmd.Flags().BoolVar(&noBatch, "no-batch", false, "send one message per frame")
+	cmd.Flags().IntVar(&retries, "retries", 0, "retry busy / SAM-fault / broken-connection reads this many times (0: count them as errors)")
 	return cmd
 }
 
