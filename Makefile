@@ -8,8 +8,9 @@ GOTESTFLAGS ?=
 DATA      ?= /var/lib/samrack-dev
 export PATH := $(PATH):/usr/local/go/bin
 
-# Debian packages the build and tests need (cgo for PC/SC comes with a later issue).
-APT_PKGS  := ca-certificates git gcc
+# Debian packages the build and tests need: gcc and libpcsclite-dev for the PC/SC driver (cgo),
+# pcscd and vsmartcard-vpcd to test it through the real PC/SC stack.
+APT_PKGS  := ca-certificates git gcc pkg-config pcscd libpcsclite-dev vsmartcard-vpcd
 
 .DEFAULT_GOAL := help
 
