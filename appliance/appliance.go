@@ -340,6 +340,18 @@ func (d *directory) AuthFailed(ctx context.Context, reader string) {
 	}
 }
 
+// AuthSucceeded implements dispatch.AuthSucceeder: a reader that
+// authenticates ends its run of failures (the common case, none, costs a
+// read of the local state and no write).
+func (d *directory) AuthSucceeded(ctx context.Context, reader string) {
+	if r, ok := d.st.Reader(reader); !ok || r.FailedAuth == 0 {
+		return
+	}
+	d.st.Apply(ctx, &state.Command{Version: state.CommandVersion, Op: state.OpResetAuthFailures, Serial: reader, By: "appliance"})
+}
+
+var _ dispatch.AuthSucceeder = (*directory)(nil)
+
 // pool adapts the rack to the dispatcher's Pool.
 type pool struct{ r *rack.Rack }
 

@@ -12,6 +12,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/samrack/samrack/api/wire"
@@ -47,6 +48,14 @@ type Directory interface {
 	// AuthFailed records a failed authentication of a registered reader;
 	// the directory suspends the reader after its threshold.
 	AuthFailed(ctx context.Context, reader string)
+}
+
+// AuthSucceeder is an optional capability of a Directory: AuthSucceeded
+// records that a registered reader authenticated (its Open opened under its
+// key), which ends a run of failures, so that the threshold counts
+// failures in a row.
+type AuthSucceeder interface {
+	AuthSucceeded(ctx context.Context, reader string)
 }
 
 // Pool leases SAMs. Lease blocks until a SAM is free or ctx is done; when
@@ -273,7 +282,13 @@ func (s *Server) serveConn(ctx context.Context, nc net.Conn) {
 	}
 	defer c.endSession(errConnClosed)
 	for ctx.Err() == nil {
-		nc.SetReadDeadline(s.cfg.Now().Add(s.cfg.IdleTimeout))
+		wait := s.cfg.IdleTimeout
+		if c.sess != nil {
+			// A SAM is leased to the session: the reader has ReaderTimeout
+			// for its next request, not the idle timeout.
+			wait = s.cfg.ReaderTimeout
+		}
+		nc.SetReadDeadline(s.cfg.Now().Add(wait))
 		msgs, err := wire.ReadFrame(c.br)
 		if err != nil {
 			c.frameError(err)
@@ -303,13 +318,17 @@ var errConnClosed = errors.New("connection closed")
 func (c *conn) frameError(err error) {
 	var code wire.Code
 	switch {
-	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
+	case readerGone(err):
+		if c.sess != nil {
+			c.finish(wire.CardGone, "read.failed", "reader gone between phases: "+err.Error(), 0)
+		}
 		return
 	case isTimeout(err):
-		if c.sess == nil {
-			return // idle connection
+		if c.sess != nil { // the reader stalled in the middle of a read
+			c.finish(wire.Timeout, "read.failed", "reader stalled between phases", 0)
+			c.flush()
 		}
-		code = wire.Timeout
+		return // else an idle connection
 	case errors.Is(err, wire.ErrVersion):
 		code = wire.UnsupportedVersion
 	case errors.Is(err, wire.ErrTooLarge):
@@ -320,6 +339,13 @@ func (c *conn) frameError(err error) {
 	c.s.audit(audit.Event{Kind: audit.KindFrameMalformed, Reader: c.reader, Code: int(code), Detail: err.Error()})
 	c.sendError(code, 0, err.Error())
 	c.flush()
+}
+
+// readerGone reports whether a read from the reader failed because the
+// connection ended (closed, reset, or cut inside a frame).
+func readerGone(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, net.ErrClosed) || errors.Is(err, syscall.ECONNRESET)
 }
 
 func isTimeout(err error) bool {
@@ -345,6 +371,9 @@ func (c *conn) handle(ctx context.Context, msgs []wire.Message) (fatal bool) {
 				return c.protocolError(wire.UnexpectedMessage, "Open inside a session")
 			}
 			if !c.open(ctx, m) {
+				if c.refusedReader() {
+					return true // PROTOCOL §9: 101–104 close the connection
+				}
 				// The session failed before it began: the rest of the
 				// frame belongs to it and is dropped.
 				return c.dropRest(msgs[i+1:])
@@ -364,6 +393,17 @@ func (c *conn) handle(ctx context.Context, msgs []wire.Message) (fatal bool) {
 		}
 	}
 	return false
+}
+
+// refusedReader reports whether the Error just queued refuses the reader
+// itself (unknown, blacklisted, suspended, bad credentials): nothing can
+// succeed on the connection, so it is closed.
+func (c *conn) refusedReader() bool {
+	if len(c.out) == 0 {
+		return false
+	}
+	e, ok := c.out[len(c.out)-1].(*wire.Error)
+	return ok && e.Code >= wire.UnknownReader && e.Code <= wire.BadCredentials
 }
 
 // dropRest discards the messages that followed a failed session in the same

@@ -81,6 +81,9 @@ func (c *conn) open(ctx context.Context, m *wire.Open) bool {
 		cfg.Directory.AuthFailed(ctx, r.Serial)
 		return reject(wire.BadCardSerial, "reader.bad_serial", "card serial does not decrypt under the reader key", 0)
 	}
+	if as, ok := cfg.Directory.(AuthSucceeder); ok {
+		as.AuthSucceeded(ctx, r.Serial)
+	}
 	s := &session{reader: r, declared: pre.CardSerial, prefetch: pre.Prefetch, used: make([]bool, len(pre.Prefetch)), started: cfg.Now()}
 	s.hash = cfg.HashCard(s.declared)
 	if cfg.Directory.CardBlacklisted(s.declared) {
@@ -125,7 +128,13 @@ func (c *conn) open(ctx context.Context, m *wire.Open) bool {
 func (c *conn) lease(ctx context.Context, s *session) error {
 	ctx, cancel := context.WithTimeout(ctx, c.s.cfg.QueueWait)
 	defer cancel()
-	l, err := c.s.cfg.Pool.Lease(ctx, c.s.cfg.Directory.PreferredSAMs(s.reader.Serial))
+	var prefer []ga467.SAMID
+	if s.attempts == 0 {
+		// A restart takes whichever SAM is idle: the reader's preferred
+		// SAM may be the one that just failed, back from a quick recovery.
+		prefer = c.s.cfg.Directory.PreferredSAMs(s.reader.Serial)
+	}
+	l, err := c.s.cfg.Pool.Lease(ctx, prefer)
 	if err != nil {
 		return err
 	}
@@ -151,11 +160,8 @@ func (c *conn) phase(ctx context.Context, m wire.Message) (ok, fatal bool) {
 	if s.phase != want {
 		return false, c.protocolError(wire.UnexpectedMessage, fmt.Sprintf("%T out of order", m))
 	}
-	for {
-		err := c.runPhase(ctx, m)
-		if err == nil {
-			return true, false
-		}
+	err := c.runPhase(ctx, m)
+	for err != nil {
 		retry, fatal := c.sessionError(err)
 		if !retry {
 			return false, fatal
@@ -172,14 +178,13 @@ func (c *conn) phase(ctx context.Context, m wire.Message) (ok, fatal bool) {
 		}
 		c.s.audit(audit.Event{Kind: "read.restarted", Reader: s.reader.Serial, Card: s.hash, Slot: s.lease.Slot(), SAMID: s.lease.SAMID().String()})
 		s.phase = phaseOpen
-		if err := c.replay(ctx, m, want); err != nil {
-			retry, fatal := c.sessionError(err)
-			if !retry {
-				return false, fatal
-			}
-			continue
+		// A failure of the replay or of the phase goes round again: the
+		// SAM is released and, attempts permitting, another one leased.
+		if err = c.replay(ctx, m, want); err == nil {
+			err = c.runPhase(ctx, m)
 		}
 	}
+	return true, false
 }
 
 // replay re-runs the phases before want on a fresh SAM through the link of
@@ -243,15 +248,21 @@ func (c *conn) runPhase(ctx context.Context, m wire.Message) error {
 func (c *conn) deliver(rd *sam.Reading) {
 	s := c.sess
 	auth := c.s.cfg.HashCard(s.selected)
-	switch {
-	case s.selected != s.declared:
+	mismatch := s.selected != s.declared
+	if mismatch {
 		c.s.audit(audit.Event{Kind: audit.KindReaderTamper, Reader: s.reader.Serial, Card: auth, Code: int(wire.SerialMismatch),
 			Detail: "declared card serial differs from the SAM-authenticated one (declared " + s.hash + ")"})
-		c.finish(wire.SerialMismatch, audit.KindReadRejected, "card serial mismatch", 0)
-		return
+	}
+	switch {
 	case c.s.cfg.Directory.CardBlacklisted(s.selected):
+		// Checked first: a reader that lies about the serial of a
+		// blacklisted card is told the card is blacklisted (do not retry),
+		// with both alerts.
 		c.s.audit(audit.Event{Kind: audit.KindCardBlacklisted, Reader: s.reader.Serial, Card: auth, Code: int(wire.CardBlacklisted), Detail: "SAM-authenticated serial"})
 		c.finish(wire.CardBlacklisted, audit.KindReadRejected, "card is blacklisted", 0)
+		return
+	case mismatch:
+		c.finish(wire.SerialMismatch, audit.KindReadRejected, "card serial mismatch", 0)
 		return
 	}
 	data := encodeReading(rd, s.what)
@@ -327,8 +338,8 @@ func (c *conn) finish(code wire.Code, kind, detail string, retry time.Duration) 
 		}
 	}
 	c.s.audit(ev)
+	c.sendError(code, retry, detail) // counted before the SAM is handed back
 	c.endSession(fmt.Errorf("session ended: %s", code))
-	c.sendError(code, retry, detail)
 }
 
 // endSession releases whatever the session holds.
@@ -415,6 +426,13 @@ func (l *link) linkFail(code wire.Code, err error) error {
 	return err
 }
 
+// badFrame is linkFail for a reader frame that breaks the protocol: it is
+// audited as a malformed frame, like one outside a session.
+func (l *link) badFrame(code wire.Code, err error) error {
+	l.c.s.audit(audit.Event{Kind: audit.KindFrameMalformed, Reader: l.c.reader, Code: int(code), Detail: err.Error()})
+	return l.linkFail(code, err)
+}
+
 func (l *link) toReader(ctx context.Context, cmds [][]byte) ([][]byte, error) {
 	c, s := l.c, l.c.sess
 	plain, err := ga467.EncodeCardFrames(cmds)
@@ -444,19 +462,21 @@ func (l *link) toReader(ctx context.Context, cmds [][]byte) ([][]byte, error) {
 	msgs, err := wire.ReadFrame(c.br)
 	c.sw.resume()
 	if err != nil {
-		code := wire.Malformed
+		err = fmt.Errorf("reader answer: %w", err)
 		switch {
 		case isTimeout(err):
-			code = wire.Timeout
+			return nil, l.linkFail(wire.Timeout, err)
+		case readerGone(err): // the card link is gone with the reader
+			return nil, l.linkFail(wire.CardGone, err)
 		case errors.Is(err, wire.ErrTooLarge):
-			code = wire.TooLarge
+			return nil, l.badFrame(wire.TooLarge, err)
 		case errors.Is(err, wire.ErrVersion):
-			code = wire.UnsupportedVersion
+			return nil, l.badFrame(wire.UnsupportedVersion, err)
 		}
-		return nil, l.linkFail(code, fmt.Errorf("reader answer: %w", err))
+		return nil, l.badFrame(wire.Malformed, err)
 	}
 	if len(msgs) != 1 {
-		return nil, l.linkFail(wire.UnexpectedMessage, fmt.Errorf("reader answered with %d messages, want 1", len(msgs)))
+		return nil, l.badFrame(wire.UnexpectedMessage, fmt.Errorf("reader answered with %d messages, want 1", len(msgs)))
 	}
 	var answer []byte
 	switch m := msgs[0].(type) {
@@ -474,7 +494,7 @@ func (l *link) toReader(ctx context.Context, cmds [][]byte) ([][]byte, error) {
 		}
 	}
 	if answer == nil {
-		return nil, l.linkFail(wire.UnexpectedMessage, fmt.Errorf("reader answered %T to %T", msgs[0], l.msg))
+		return nil, l.badFrame(wire.UnexpectedMessage, fmt.Errorf("reader answered %T to %T", msgs[0], l.msg))
 	}
 	plain, err = s.keys.Open(answer)
 	if err != nil {
