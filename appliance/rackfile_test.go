@@ -52,10 +52,10 @@ slots:
 	}
 
 	for _, bad := range []string{
-		"slots: [",                         // syntax
-		"check_interval: soon\nslots: []",  // bad duration
+		"slots: [",                          // syntax
+		"check_interval: soon\nslots: []",   // bad duration
 		"slots:\n  - id: 0\n    drive: sim", // unknown field
-		"slots: []",                        // nothing usable
+		"slots: []",                         // nothing usable
 	} {
 		if _, _, err := appliance.ParseRackFile("rack.yaml", []byte(bad)); !errors.Is(err, appliance.ErrRackFile) {
 			t.Errorf("%q: err = %v, want ErrRackFile", bad, err)

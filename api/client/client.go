@@ -14,6 +14,7 @@ package client
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -342,13 +343,13 @@ func (r *read) handle(m wire.Message) error {
 			r.out = append(r.out, &wire.FindRequest{})
 		}
 	case *wire.FindResponse:
-		return r.step(m.Done, m.SW3, ga467.SW3CardFound, m.Sealed,
+		return r.step(m.Done, m.SW3, ga467.SW3CardFound, m.Sealed, nil,
 			func(s []byte) wire.Message { return &wire.FindConfirm{Sealed: s} }, &wire.SelectRequest{})
 	case *wire.SelectResponse:
-		return r.step(m.Done, m.SW3, ga467.SW3OK, m.Sealed,
+		return r.step(m.Done, m.SW3, ga467.SW3OK, m.Sealed, r.checkSerial,
 			func(s []byte) wire.Message { return &wire.SelectConfirm{Sealed: s} }, &wire.ReadRequest{Fingerprint: r.ro.Fingerprint})
 	case *wire.Relay:
-		return r.step(false, 0, 0, m.Sealed, func(s []byte) wire.Message { return &wire.Relay{Sealed: s} }, nil)
+		return r.step(false, 0, 0, m.Sealed, nil, func(s []byte) wire.Message { return &wire.Relay{Sealed: s} }, nil)
 	case *wire.Result:
 		return r.result(m)
 	case *wire.Pong:
@@ -358,15 +359,27 @@ func (r *read) handle(m wire.Message) error {
 	return nil
 }
 
-// step handles a phase response: done with a status, or card commands to
-// run and answer.
-func (r *read) step(done bool, sw3, want byte, sealed []byte, answer func([]byte) wire.Message, next wire.Message) error {
+// step handles a phase response: done with a status (and the SAM's reply
+// data, checked by check), or card commands to run and answer.
+func (r *read) step(done bool, sw3, want byte, sealed []byte, check func([]byte) error, answer func([]byte) wire.Message, next wire.Message) error {
 	if r.keys == nil {
 		return fmt.Errorf("samrack: phase response before Accept")
 	}
 	if done {
+		var data []byte
+		if len(sealed) > 0 { // every record is opened, in order (PROTOCOL §7.3)
+			var err error
+			if data, err = r.keys.Open(sealed); err != nil {
+				return fmt.Errorf("samrack: open phase result: %w", err)
+			}
+		}
 		if sw3 != want {
 			return fmt.Errorf("samrack: SAM answered %02X: %s", sw3, ga467.StatusText(sw3))
+		}
+		if check != nil && data != nil {
+			if err := check(data); err != nil {
+				return err
+			}
 		}
 		if !r.c.opts.batch && next != nil {
 			r.out = append(r.out, next)
@@ -390,6 +403,15 @@ func (r *read) step(done bool, sw3, want byte, sealed []byte, answer func([]byte
 		return fmt.Errorf("samrack: card replies: %w", err)
 	}
 	r.out = append(r.out, answer(r.keys.Seal(enc)))
+	return nil
+}
+
+// checkSerial compares the serial the SAM selected with the one the reader
+// read itself: a mismatch means something between card and SAM is lying.
+func (r *read) checkSerial(serial []byte) error {
+	if !bytes.Equal(serial, r.res.Serial[:]) {
+		return fmt.Errorf("samrack: the SAM selected card %X, not the card in the field", serial)
+	}
 	return nil
 }
 
@@ -419,7 +441,8 @@ func (r *read) result(m *wire.Result) error {
 // sending code (protocol errors and a stalled or undecryptable session).
 func closesConn(code wire.Code) bool {
 	switch code {
-	case wire.Malformed, wire.TooLarge, wire.UnexpectedMessage, wire.UnsupportedVersion,
+	case wire.UnknownReader, wire.ReaderBlacklisted, wire.ReaderSuspended, wire.BadCredentials,
+		wire.Malformed, wire.TooLarge, wire.UnexpectedMessage, wire.UnsupportedVersion,
 		wire.Timeout, wire.SessionAuth, wire.ShuttingDown, wire.Internal:
 		return true
 	}

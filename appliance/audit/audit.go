@@ -57,6 +57,9 @@ type Event struct {
 	Kind     string        `json:"kind"`
 	Reader   string        `json:"reader,omitempty"`
 	Card     string        `json:"card,omitempty"` // Hasher.Card
+	// Declared is the keyed hash of the serial a reader declared, when it
+	// differs from Card (the SAM-authenticated one): reader tampering.
+	Declared string `json:"declared_card,omitempty"`
 	Slot     int           `json:"slot"`           // NoSlot if none
 	SAMID    string        `json:"sam,omitempty"`
 	Code     int           `json:"code,omitempty"` // error code sent to the reader, 0 if none
@@ -295,6 +298,9 @@ func (l *Log) sanitize(e Event) Event {
 	e.SAMID = clean(e.SAMID, maxField)
 	if e.Card != "" && !isCardHash(e.Card) {
 		e.Card = "invalid"
+	}
+	if e.Declared != "" && !isCardHash(e.Declared) {
+		e.Declared = "invalid"
 	}
 	e.Detail = redact(clean(e.Detail, MaxDetail))
 	return e

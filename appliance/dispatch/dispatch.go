@@ -17,6 +17,7 @@ import (
 
 	"github.com/samrack/samrack/api/wire"
 	"github.com/samrack/samrack/appliance/audit"
+	"github.com/samrack/samrack/appliance/pki"
 	"github.com/samrack/samrack/drivers/ga467"
 	"github.com/samrack/samrack/drivers/sam"
 )
@@ -102,6 +103,9 @@ type Config struct {
 	// MaxAttempts is how many SAMs one read may try when SAMs fail
 	// under it (default 2: the first and one restart).
 	MaxAttempts int
+	// MaxConns bounds the reader connections open at once; more are
+	// closed on accept (default 10000; a connection costs ~40 KiB).
+	MaxConns int
 	// CloneWindow: the same card read by two different readers within
 	// this window raises a possible-clone alert (default 10 s; <0 off).
 	CloneWindow time.Duration
@@ -125,6 +129,9 @@ func (c *Config) defaults() {
 	def(&c.IdleTimeout, 60*time.Second)
 	def(&c.QueueWait, 2*time.Second)
 	def(&c.CloneWindow, 10*time.Second)
+	if c.MaxConns == 0 {
+		c.MaxConns = 10000
+	}
 	if c.MaxAttempts <= 0 {
 		c.MaxAttempts = 2
 	}
@@ -148,6 +155,7 @@ func (c *Config) defaults() {
 // Stats are the dispatcher's counters.
 type Stats struct {
 	Connections uint64            // accepted so far
+	Refused     uint64            // closed on accept because MaxConns were open
 	Active      int64             // open now
 	Reads       uint64            // reads that returned card info
 	Errors      map[string]uint64 // wire error codes sent, by name
@@ -158,10 +166,11 @@ type Server struct {
 	cfg   Config
 	clone *cloneTracker
 
-	conns  atomic.Uint64
-	active atomic.Int64
-	reads  atomic.Uint64
-	errs   [1024]atomic.Uint64 // by wire code (< 1024)
+	conns   atomic.Uint64
+	refused atomic.Uint64 // connections closed on accept: MaxConns reached
+	active  atomic.Int64
+	reads   atomic.Uint64
+	errs    [1024]atomic.Uint64 // by wire code (< 1024)
 
 	mu      sync.Mutex // mu guards open and closing
 	open    map[net.Conn]struct{}
@@ -177,7 +186,7 @@ func New(cfg Config) *Server {
 
 // Stats returns a snapshot of the counters.
 func (s *Server) Stats() Stats {
-	st := Stats{Connections: s.conns.Load(), Active: s.active.Load(), Reads: s.reads.Load(), Errors: map[string]uint64{}}
+	st := Stats{Connections: s.conns.Load(), Refused: s.refused.Load(), Active: s.active.Load(), Reads: s.reads.Load(), Errors: map[string]uint64{}}
 	for i := range s.errs {
 		if n := s.errs[i].Load(); n > 0 {
 			st.Errors[wire.Code(i).String()] = n
@@ -192,12 +201,34 @@ func (s *Server) Stats() Stats {
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	stop := context.AfterFunc(ctx, func() { ln.Close() })
 	defer stop()
-	var err error
+	var (
+		err     error
+		backoff time.Duration
+	)
 	for {
 		var c net.Conn
 		c, err = ln.Accept()
 		if err != nil {
-			break
+			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				break
+			}
+			// Out of file descriptors and the like: back off and go on
+			// serving the readers already connected (net/http does the same).
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			s.cfg.Logger.Warn("accept failed; retrying", "err", err, "in", backoff)
+			t := time.NewTimer(backoff)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+			case <-t.C:
+			}
+			continue
+		}
+		backoff = 0
+		if s.cfg.MaxConns > 0 && s.active.Load() >= int64(s.cfg.MaxConns) {
+			s.refused.Add(1)
+			c.Close()
+			continue
 		}
 		if !s.track(c) {
 			c.Close()
@@ -278,7 +309,9 @@ func (s *Server) serveConn(ctx context.Context, nc net.Conn) {
 			s.cfg.Logger.Debug("tls handshake failed", "remote", nc.RemoteAddr(), "err", err)
 			return
 		}
-		c.reader = peerName(tc.ConnectionState())
+		// Only a reader certificate names a reader: the admin certificate,
+		// valid under the same CA, does not.
+		c.reader, _ = pki.ReaderSerialFromConn(tc.ConnectionState())
 	}
 	defer c.endSession(errConnClosed)
 	for ctx.Err() == nil {
@@ -302,13 +335,6 @@ func (s *Server) serveConn(ctx context.Context, nc net.Conn) {
 			return
 		}
 	}
-}
-
-func peerName(cs tls.ConnectionState) string {
-	if len(cs.VerifiedChains) == 0 || len(cs.VerifiedChains[0]) == 0 {
-		return ""
-	}
-	return cs.VerifiedChains[0][0].Subject.CommonName
 }
 
 var errConnClosed = errors.New("connection closed")

@@ -118,6 +118,9 @@ func (c *conn) open(ctx context.Context, m *wire.Open) bool {
 		if errors.As(err, &busy) {
 			return reject(wire.Busy, audit.KindBusy, "no idle SAM", busy.RetryAfter)
 		}
+		if ctx.Err() != nil { // the appliance is stopping
+			return reject(wire.ShuttingDown, audit.KindBusy, "appliance shutting down", time.Second)
+		}
 		return reject(wire.SAMFault, audit.KindBusy, err.Error(), time.Second)
 	}
 	c.sess = s
@@ -215,11 +218,12 @@ func (c *conn) runPhase(ctx context.Context, m wire.Message) error {
 	l := &link{c: c, msg: m}
 	switch m := m.(type) {
 	case *wire.FindRequest:
-		if _, err := c.findCard(ctx, l); err != nil {
+		info, err := c.findCard(ctx, l)
+		if err != nil {
 			return err
 		}
 		s.phase = phaseFound
-		c.out = append(c.out, &wire.FindResponse{Done: true, SW3: ga467.SW3CardFound})
+		c.out = append(c.out, &wire.FindResponse{Done: true, SW3: ga467.SW3CardFound, Sealed: s.keys.Seal(info)})
 	case *wire.SelectRequest:
 		serial, err := c.selectCard(ctx, l)
 		if err != nil {
@@ -227,7 +231,7 @@ func (c *conn) runPhase(ctx context.Context, m wire.Message) error {
 		}
 		s.selected = serial
 		s.phase = phaseSelected
-		c.out = append(c.out, &wire.SelectResponse{Done: true, SW3: ga467.SW3OK})
+		c.out = append(c.out, &wire.SelectResponse{Done: true, SW3: ga467.SW3OK, Sealed: s.keys.Seal(serial[:])})
 	case *wire.ReadRequest:
 		what := sam.ReadTextPhoto
 		if m.Fingerprint {
@@ -250,8 +254,8 @@ func (c *conn) deliver(rd *sam.Reading) {
 	auth := c.s.cfg.HashCard(s.selected)
 	mismatch := s.selected != s.declared
 	if mismatch {
-		c.s.audit(audit.Event{Kind: audit.KindReaderTamper, Reader: s.reader.Serial, Card: auth, Code: int(wire.SerialMismatch),
-			Detail: "declared card serial differs from the SAM-authenticated one (declared " + s.hash + ")"})
+		c.s.audit(audit.Event{Kind: audit.KindReaderTamper, Reader: s.reader.Serial, Card: auth, Declared: s.hash,
+			Code: int(wire.SerialMismatch), Detail: "declared card serial differs from the SAM-authenticated one"})
 	}
 	switch {
 	case c.s.cfg.Directory.CardBlacklisted(s.selected):
