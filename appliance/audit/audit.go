@@ -53,14 +53,14 @@ const NoSlot = -1
 // machine-made text — Log also redacts from it anything that looks like a
 // card serial or an ID number.
 type Event struct {
-	Time     time.Time     `json:"time"`
-	Kind     string        `json:"kind"`
-	Reader   string        `json:"reader,omitempty"`
-	Card     string        `json:"card,omitempty"` // Hasher.Card
+	Time   time.Time `json:"time"`
+	Kind   string    `json:"kind"`
+	Reader string    `json:"reader,omitempty"`
+	Card   string    `json:"card,omitempty"` // Hasher.Card
 	// Declared is the keyed hash of the serial a reader declared, when it
 	// differs from Card (the SAM-authenticated one): reader tampering.
-	Declared string `json:"declared_card,omitempty"`
-	Slot     int           `json:"slot"`           // NoSlot if none
+	Declared string        `json:"declared_card,omitempty"`
+	Slot     int           `json:"slot"` // NoSlot if none
 	SAMID    string        `json:"sam,omitempty"`
 	Code     int           `json:"code,omitempty"` // error code sent to the reader, 0 if none
 	Detail   string        `json:"detail,omitempty"`
