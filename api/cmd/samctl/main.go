@@ -71,7 +71,7 @@ func newRoot() *cobra.Command {
 	}
 	root.PersistentFlags().StringVar(&a.adminURL, "admin", def, "admin API of the appliance ($SAMRACK_ADMIN)")
 	root.PersistentFlags().BoolVar(&a.asJSON, "json", false, "print JSON")
-	root.AddCommand(a.health(), a.slots(), a.slot(), a.blacklist(), a.reader(), a.stats(), a.audit(), ga467Cmd(a))
+	root.AddCommand(a.health(), a.slots(), a.slot(), a.blacklist(), a.reader(), a.stats(), a.audit(), ga467Cmd(a), a.probe(), a.rackCmd())
 	return root
 }
 

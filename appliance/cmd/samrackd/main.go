@@ -29,6 +29,7 @@ func newRoot() *cobra.Command {
 	var (
 		cfg      appliance.Config
 		dev      bool
+		rackFile string
 		simRead  time.Duration
 		logLevel string
 	)
@@ -45,16 +46,17 @@ func newRoot() *cobra.Command {
 			}
 			cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
 			if !dev {
-				return fmt.Errorf("only the embedded default (--dev: simulated rack, dev CA) exists so far")
+				return fmt.Errorf("only the self-generated dev CA exists so far: run with --dev")
 			}
 			t := sim.DefaultSAMTiming
 			t.Read = simRead
 			cfg.SimTiming = &t
-			return run(cfg)
+			return run(cfg, rackFile)
 		},
 	}
 	f := cmd.Flags()
-	f.BoolVar(&dev, "dev", true, "single-node dev mode: simulated rack, embedded storage, self-generated CA")
+	f.BoolVar(&dev, "dev", true, "single-node dev mode: embedded storage, self-generated CA")
+	f.StringVar(&rackFile, "rack", "", "rack file (YAML: slots, drivers, devices, GPIO lines; `samctl rack discover` writes one); default: the simulated rack")
 	f.StringVar(&cfg.DataDir, "data", "/var/lib/samrack", "data directory (state, PKI, audit log)")
 	f.StringVar(&cfg.Listen, "listen", ":7467", "reader TLS address")
 	f.StringVar(&cfg.Admin, "admin", "127.0.0.1:7480", "admin HTTP address (keep it on loopback)")
@@ -67,9 +69,17 @@ func newRoot() *cobra.Command {
 	return cmd
 }
 
-func run(cfg appliance.Config) error {
+func run(cfg appliance.Config, rackFile string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if rackFile != "" {
+		hw, err := appliance.LoadHardware(ctx, rackFile, cfg.Logger)
+		if err != nil {
+			return err
+		}
+		defer hw.Close()
+		cfg.Rack, cfg.RackOptions = hw.Config, hw.Options
+	}
 	a, err := appliance.New(cfg)
 	if err != nil {
 		return err
