@@ -52,6 +52,13 @@ type Options struct {
 	Lines func(name string) (gpio.PinOut, error)
 	// Clock defaults to RealClock.
 	Clock Clock
+	// Watchers report modules appearing and disappearing, by driver name
+	// (the SlotConfig.Driver they serve): the PC/SC watcher for "pcsc", a
+	// DevWatcher for "serial". Run runs each in a goroutine it owns, feeding
+	// its reports to DevicePresence, and stops it at shutdown; Watch must
+	// return when its ctx is done. A Watch that returns early is reported
+	// (EventWatcherFailed) and run again after CheckInterval.
+	Watchers map[string]PresenceWatcher
 	// OnEvent, if set, receives every Event in order. It is called from the
 	// goroutine that caused the change, never with the rack's lock held, one
 	// call at a time; it may call the rack's methods but should not block.
@@ -80,6 +87,18 @@ func (c Config) withDefaults() Config {
 		c.MaxWaiters = 4 * len(c.Slots)
 	}
 	return c
+}
+
+// Devices lists the Device of every slot of driver, in config order: the
+// paths a DevWatcher of the "serial" slots polls.
+func (c Config) Devices(driver string) []string {
+	var out []string
+	for _, sc := range c.Slots {
+		if sc.Driver == driver && !slices.Contains(out, sc.Device) {
+			out = append(out, sc.Device)
+		}
+	}
+	return out
 }
 
 // validate checks the slot list. known lists the registered drivers, nil if

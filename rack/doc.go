@@ -22,8 +22,10 @@
 //	                                   Starting ◀──── ClearQuarantine ───────┘
 //
 // In words: Run starts every slot (power on, open, Status + ID). A slot
-// whose module cannot be opened or is gone (sam.ErrGone) is Absent and is
-// re-probed every CheckInterval; a probe that passes puts it in service. A
+// whose module cannot be opened, is gone (sam.ErrGone) or is reported
+// removed is Absent and is re-probed every CheckInterval, or at once when
+// a module is reported inserted (see Hot-swap); a probe that passes puts
+// it in service. A
 // failed probe or check, a module fault reported at Release, or a failed
 // reset takes an Enabled slot to UnavailableOffline, where the rack
 // recovers it: a reset first, then power-cycles (a close and re-open
@@ -41,6 +43,25 @@
 // swap: recorded (EventSwap), counters reset. Health is OK, Warning
 // (absent, or recovered but not yet proven) or Critical (failed). The
 // locate LED is independent of the state.
+//
+// # Hot-swap
+//
+// The OS sees modules come and go before any check does. The appliance
+// reports it with Rack.Presence (by slot) or Rack.DevicePresence (by the
+// slot's driver and device), or lets Run do it: Options.Watchers runs a
+// PresenceWatcher per driver — pcsc.Watch for PC/SC readers, DevWatcher
+// (a 250 ms os.Stat poll) for serial device nodes — in goroutines Run owns.
+// A removal makes an in-service, starting or recovering slot Absent at
+// once, cancels the rack's I/O on it and takes its lease back: the lease's
+// operations return an error wrapping ErrRemoved and sam.ErrGone, so the
+// dispatcher restarts the read on another SAM. An insertion probes an
+// Absent slot now; it is Enabled as soon as Status and ID pass (a new SAM
+// ID is a swap). Standby keeps the operator's choice; a quarantined slot
+// leaves quarantine only for a module with another SAM ID. Reports caused
+// by the rack's own power switching are ignored, and a device no slot is
+// configured with is reported (EventUnknownDevice). A lease whose module
+// fails with sam.ErrGone sends the slot to Absent, not to recovery,
+// whatever outcome it is released with.
 //
 // The state machine (machine, state.go) is pure: events in, state, a job of
 // I/O and audit events out. The Rack runs it: one worker goroutine per slot

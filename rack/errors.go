@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/samrack/samrack/drivers/sam"
 )
 
 // Errors of package rack. Operator actions return them wrapped in a
@@ -35,6 +37,10 @@ var (
 	// ErrInterrupted: a drain ended with the slot in another state than
 	// StandbyOffline (a module fault took it offline first).
 	ErrInterrupted = errors.New("rack: drain interrupted")
+	// ErrRemoved: the OS reported the leased module removed (Rack.Presence);
+	// the lease was cancelled. It wraps sam.ErrGone, so sam.ModuleFault is
+	// true and a dispatcher restarts the read on another SAM.
+	ErrRemoved = fmt.Errorf("rack: module removed: %w", sam.ErrGone)
 )
 
 // BusyError is what Lease returns when no SAM could be leased in time. It

@@ -23,6 +23,7 @@ type SlotInfo struct {
 	Powered  bool // power on (always true without a power line)
 	Locate   bool // locate LED on
 	Fault    bool // fault LED on
+	Present  bool // the OS's last presence report for the module (true until one says otherwise)
 
 	Reads            uint64  // card reads (Read calls that succeeded) since the module was seen
 	Leases           uint64  // leases given out
@@ -60,9 +61,14 @@ const (
 	EventQuarantineCleared                  // operator cleared the quarantine
 	EventLocate                             // locate LED turned On or off
 	EventLeaseExpired                       // a lease was held past MaxLease and taken back
+	EventRemoved                            // the OS reported the slot's module gone (Rack.Presence)
+	EventInserted                           // the OS reported a module in the slot again
+	EventUnknownDevice                      // a presence report for a Driver/Device no slot has (Slot -1, or the unknown number given to Presence; On: present)
+	EventWatcherFailed                      // a PresenceWatcher of Driver returned early (Err); restarted after CheckInterval (Slot -1)
 )
 
-var eventNames = [...]string{"state", "sam-id", "swap", "recovery-started", "recovery-failed", "recovered", "quarantined", "quarantine-cleared", "locate", "lease-expired"}
+var eventNames = [...]string{"state", "sam-id", "swap", "recovery-started", "recovery-failed", "recovered", "quarantined", "quarantine-cleared", "locate", "lease-expired",
+	"module-removed", "module-inserted", "unknown-device", "watcher-failed"}
 
 func (k EventKind) String() string {
 	if k >= 0 && int(k) < len(eventNames) {
@@ -85,7 +91,9 @@ type Event struct {
 	SAMID    ga467.SAMID // the slot's SAM ID (the new one for EventSwap)
 	OldSAMID ga467.SAMID // EventSwap
 	Attempt  int         // recovery attempt number
-	On       bool        // EventLocate
+	On       bool        // EventLocate; EventUnknownDevice: present
+	Driver   string      // EventUnknownDevice, EventWatcherFailed
+	Device   string      // EventUnknownDevice
 	Err      string      // what went wrong, when something did
 }
 
@@ -102,6 +110,10 @@ func (e Event) String() string {
 		s += fmt.Sprintf(" attempt=%d", e.Attempt)
 	case EventLocate:
 		s += fmt.Sprintf(" on=%v", e.On)
+	case EventUnknownDevice:
+		s += fmt.Sprintf(" %s %q present=%v", e.Driver, e.Device, e.On)
+	case EventWatcherFailed:
+		s += " " + e.Driver
 	}
 	if e.Err != "" {
 		s += ": " + e.Err

@@ -138,6 +138,7 @@ func (r *Rack) infoLocked(s *slot) SlotInfo {
 		Powered:          m.powered,
 		Locate:           m.locate,
 		Fault:            m.fault,
+		Present:          m.present,
 		Reads:            s.reads.Load(),
 		Leases:           s.leases,
 		Errors:           s.errs,

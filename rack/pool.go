@@ -4,6 +4,7 @@ import (
 	"container/list"
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -33,6 +34,8 @@ type Lease struct {
 	released bool       // Release was called (or the rack took it back)
 	returned bool       // the slot was handed back to the rack
 	shut     bool       // the rack shut down
+	gone     error      // the module was reported removed (wraps ErrRemoved)
+	sawGone  error      // an operation of the lease failed with sam.ErrGone
 	outcome  error
 }
 
@@ -44,18 +47,23 @@ func (l *Lease) SAMID() ga467.SAMID { return l.samID }
 
 // SAM returns the leased module. Its methods fail with ErrReleased after
 // Release and ErrClosed after shutdown, and are cancelled when Context is
-// done. Its Close does nothing: the rack owns the module.
+// done. When the module is reported removed (Rack.Presence) the lease is
+// cancelled and its methods, those in flight included, fail with an error
+// wrapping ErrRemoved and so sam.ErrGone. Its Close does nothing: the rack
+// owns the module.
 func (l *Lease) SAM() sam.SAM { return &l.wrap }
 
 // Context is done when the lease ends: released, taken back after
-// MaxLease, or cancelled by the rack's shutdown. Its cause says which.
+// MaxLease or when its module was removed, or cancelled by the rack's
+// shutdown. Its cause says which.
 func (l *Lease) Context() context.Context { return l.ctx }
 
 // Release gives the SAM back. outcome is how the read went:
 //   - nil: clean; the SAM goes straight to the oldest waiter or the pool.
 //   - an error for which sam.ModuleFault is true: the slot is marked suspect
 //     (UnavailableOffline, or Absent if the module is gone) and recovered
-//     in the background.
+//     in the background. A lease any of whose operations failed with
+//     sam.ErrGone counts as gone whatever the outcome: the slot is Absent.
 //   - any other error (card removed, reader gone mid-read): the rack resets
 //     the SAM, asynchronously and with a deadline, before it returns to the
 //     pool; a failed reset is a module fault.
@@ -74,6 +82,9 @@ func (l *Lease) release(outcome, cause error) {
 		return
 	}
 	l.released = true
+	if l.sawGone != nil && !errors.Is(outcome, sam.ErrGone) {
+		outcome = l.sawGone
+	}
 	l.outcome = outcome
 	fin := l.inflight == 0 && !l.returned
 	if fin {
@@ -87,6 +98,48 @@ func (l *Lease) release(outcome, cause error) {
 	if fin {
 		l.r.returnLease(l, outcome)
 	}
+}
+
+// markGone records that the lease's module was removed: from now on its
+// operations fail with err (which wraps sam.ErrGone). Called with r.mu
+// held, in the step that makes the slot Absent; pull follows.
+func (l *Lease) markGone(err error) {
+	l.mu.Lock()
+	if l.gone == nil {
+		l.gone = err
+	}
+	l.mu.Unlock()
+}
+
+// pull takes back a lease marked gone: operations in flight are cancelled
+// and return its error, and the slot goes back when the last one returns.
+// The holder's Release is then a no-op. Called without r.mu.
+func (l *Lease) pull() {
+	l.mu.Lock()
+	err := l.gone
+	l.mu.Unlock()
+	l.release(err, err)
+}
+
+// result is the error an operation of the lease returns: the removal, if
+// the module was reported removed meanwhile (whatever the driver made of
+// the cancellation), else the driver's.
+func (l *Lease) result(err error) error {
+	if err == nil {
+		return nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.gone != nil {
+		// The driver's error says only how the cancellation looked to it
+		// (timeout, card link, closed): keep its text, not its chain, so
+		// that sam.ModuleFault sees a gone module, not a card problem.
+		return fmt.Errorf("%w: %v", l.gone, err)
+	}
+	if l.sawGone == nil && errors.Is(err, sam.ErrGone) {
+		l.sawGone = err
+	}
+	return err
 }
 
 // shutdown cancels the lease at the rack's shutdown. Called with r.mu held.
@@ -114,6 +167,10 @@ func (l *Lease) begin(ctx context.Context) (context.Context, func(), error) {
 	case l.shut:
 		l.mu.Unlock()
 		return nil, nil, ErrClosed
+	case l.gone != nil:
+		err := l.gone
+		l.mu.Unlock()
+		return nil, nil, err
 	case l.released:
 		l.mu.Unlock()
 		return nil, nil, ErrReleased
@@ -163,7 +220,7 @@ func (w *leasedSAM) Reset(ctx context.Context) error {
 		return err
 	}
 	defer done()
-	return w.l.sam.Reset(ctx)
+	return w.l.result(w.l.sam.Reset(ctx))
 }
 
 // Status implements sam.Control.
@@ -173,7 +230,7 @@ func (w *leasedSAM) Status(ctx context.Context) error {
 		return err
 	}
 	defer done()
-	return w.l.sam.Status(ctx)
+	return w.l.result(w.l.sam.Status(ctx))
 }
 
 // ID implements sam.Control.
@@ -183,7 +240,8 @@ func (w *leasedSAM) ID(ctx context.Context) (ga467.SAMID, error) {
 		return ga467.SAMID{}, err
 	}
 	defer done()
-	return w.l.sam.ID(ctx)
+	id, err := w.l.sam.ID(ctx)
+	return id, w.l.result(err)
 }
 
 // Find implements sam.Card.
@@ -193,7 +251,8 @@ func (w *leasedSAM) Find(ctx context.Context, link sam.CardLink) ([]byte, error)
 		return nil, err
 	}
 	defer done()
-	return w.l.sam.Find(ctx, link)
+	info, err := w.l.sam.Find(ctx, link)
+	return info, w.l.result(err)
 }
 
 // Select implements sam.Card.
@@ -203,7 +262,8 @@ func (w *leasedSAM) Select(ctx context.Context, link sam.CardLink) (sam.Serial, 
 		return sam.Serial{}, err
 	}
 	defer done()
-	return w.l.sam.Select(ctx, link)
+	serial, err := w.l.sam.Select(ctx, link)
+	return serial, w.l.result(err)
 }
 
 // Read implements sam.Card.
@@ -217,7 +277,7 @@ func (w *leasedSAM) Read(ctx context.Context, link sam.CardLink, what sam.ReadWh
 	if err == nil {
 		w.l.s.reads.Add(1)
 	}
-	return rd, err
+	return rd, w.l.result(err)
 }
 
 // Close does nothing: the rack owns the module. It implements sam.SAM.
@@ -344,6 +404,7 @@ func (r *Rack) newLeaseLocked(s *slot) *Lease {
 	l.ctx, l.cancel = context.WithCancelCause(context.Background())
 	l.expire = r.clk.AfterFunc(r.cfg.MaxLease, l.expired)
 	r.leases[l] = struct{}{}
+	s.lease = l
 	s.leases++
 	return l
 }
@@ -364,6 +425,10 @@ func (l *Lease) expired() {
 // already given up: the slot goes back untouched.
 func (l *Lease) giveBack() {
 	l.mu.Lock()
+	if l.released { // taken back meanwhile (removal, expiry): it returns that way
+		l.mu.Unlock()
+		return
+	}
 	l.released, l.returned = true, true
 	l.mu.Unlock()
 	l.cancel(ErrReleased)
@@ -371,10 +436,17 @@ func (l *Lease) giveBack() {
 	r := l.r
 	r.mu.Lock()
 	delete(r.leases, l)
+	if l.s.lease == l {
+		l.s.lease = nil
+	}
 	if !r.stopped {
-		l.s.m.act = actIdle // undo evLease: nothing was done with the SAM
 		l.s.leases--
-		r.syncPoolLocked(l.s)
+		if st := l.s.m.state; st == StateEnabled || st == StateDraining {
+			l.s.m.act = actIdle // undo evLease: nothing was done with the SAM
+			r.syncPoolLocked(l.s)
+		} else { // pulled meanwhile: the machine closes and re-probes
+			r.stepLocked(l.s, event{kind: evRelease})
+		}
 	}
 	r.broadcastLocked()
 	r.unlockAndFlush()
@@ -384,6 +456,9 @@ func (l *Lease) giveBack() {
 func (r *Rack) returnLease(l *Lease, outcome error) {
 	r.mu.Lock()
 	delete(r.leases, l)
+	if l.s.lease == l {
+		l.s.lease = nil
+	}
 	if r.stopped {
 		r.broadcastLocked()
 		r.mu.Unlock()

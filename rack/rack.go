@@ -22,6 +22,7 @@ type Rack struct {
 	clk   Clock
 	open  func(ctx context.Context, driver, dev string, opts map[string]string) (sam.SAM, error)
 	event func(Event)
+	watch map[string]PresenceWatcher // by driver name; immutable after New
 
 	slots []*slot       // config order; the slice and map are immutable after New
 	byNum map[int]*slot // by slot number
@@ -60,6 +61,8 @@ type slot struct {
 	sam         sam.SAM // nil while closed
 	pending     *job    // job for the worker to pick up
 	pendingGen  uint64
+	delayGen    uint64             // generation of the job whose delay the worker waits out; 0 if none
+	lease       *Lease             // the outstanding lease, nil if none
 	jobCancel   context.CancelFunc // cancels the job the worker runs
 	checkTimer  Timer
 	prev, next  *slot // idle list links
@@ -96,6 +99,7 @@ func New(cfg Config, opts Options) (*Rack, error) {
 		clk:    opts.Clock,
 		open:   opts.Open,
 		event:  opts.OnEvent,
+		watch:  opts.Watchers,
 		byNum:  map[int]*slot{},
 		byID:   map[ga467.SAMID]*slot{},
 		leases: map[*Lease]struct{}{},
@@ -133,8 +137,9 @@ func New(cfg Config, opts Options) (*Rack, error) {
 	return r, nil
 }
 
-// Run starts the rack: it powers and probes every slot, then health-checks
-// idle slots and recovers failed ones, until ctx is done. Then it shuts
+// Run starts the rack: it powers and probes every slot, runs the presence
+// watchers of Options.Watchers, then health-checks idle slots and recovers
+// failed ones, until ctx is done. Then it shuts
 // down: queued Lease calls fail with ErrClosed, outstanding leases are
 // cancelled (their Context is done and their SAM's methods fail with
 // ErrClosed), Run waits up to ShutdownGrace for lease operations already in
@@ -159,6 +164,10 @@ func (r *Rack) Run(ctx context.Context) error {
 		go r.worker(wctx, s)
 		r.armCheckLocked(s, r.cfg.CheckInterval)
 		r.stepLocked(s, event{kind: evStart}) // refused if an operator acted first
+	}
+	for driver, w := range r.watch {
+		r.wg.Add(1)
+		go r.runWatcher(wctx, driver, w)
 	}
 	r.unlockAndFlush()
 
@@ -230,6 +239,9 @@ func (r *Rack) worker(ctx context.Context, s *slot) {
 		var jctx context.Context
 		if j != nil {
 			jctx, s.jobCancel = context.WithCancel(ctx)
+			if j.delay > 0 {
+				s.delayGen = gen
+			}
 		}
 		r.mu.Unlock()
 		if j == nil {
@@ -240,10 +252,13 @@ func (r *Rack) worker(ctx context.Context, s *slot) {
 				continue
 			}
 		}
-		res := r.runJob(jctx, s, j)
+		res := r.runJob(jctx, s, j, gen)
 		r.mu.Lock()
 		s.jobCancel()
 		s.jobCancel = nil
+		if s.delayGen == gen {
+			s.delayGen = 0
+		}
 		if ctx.Err() != nil { // shutting down: the result means nothing
 			r.mu.Unlock()
 			return
@@ -274,7 +289,7 @@ type jobResult struct {
 // runJob does the I/O of j. Every SAM operation has a deadline; the driver
 // returns at it, so a hung module holds the worker at most CheckTimeout per
 // step.
-func (r *Rack) runJob(ctx context.Context, s *slot, j *job) (res jobResult) {
+func (r *Rack) runJob(ctx context.Context, s *slot, j *job, gen uint64) (res jobResult) {
 	fail := func(step string, err error) jobResult {
 		return jobResult{err: fmt.Errorf("slot %d: %s: %s: %w", s.id, j.what, step, err)}
 	}
@@ -282,6 +297,11 @@ func (r *Rack) runJob(ctx context.Context, s *slot, j *job) (res jobResult) {
 		if err := r.sleep(ctx, j.delay); err != nil {
 			return fail("backoff", err)
 		}
+		r.mu.Lock()
+		if s.delayGen == gen {
+			s.delayGen = 0 // the power steps, if any, begin
+		}
+		r.mu.Unlock()
 	}
 	if j.powerOff {
 		if err := s.power.Out(gpio.Low); err != nil {

@@ -24,7 +24,9 @@ var rewrite = flag.Bool("rewrite", false, "rewrite testdata/*.txt with the machi
 // Commands: config [power=bool] [k=N]; start; ok [id=N]; fail
 // timeout|gone|self|nomodule|transport; stale (a superseded job's result);
 // check; lease; release [nil|card|auth|timeout|gone|self]; drain; enable;
-// power-off; power-on; power-cycle; locate on|off; clear.
+// power-off; power-on; power-cycle; locate on|off; clear; removed
+// [waiting] and inserted [waiting] (presence reports; waiting: the job in
+// flight is still in its backoff wait).
 func TestScenarios(t *testing.T) {
 	files, err := filepath.Glob("testdata/*.txt")
 	if err != nil || len(files) == 0 {
@@ -162,6 +164,10 @@ func scenarioEvent(m *machine, f []string) (event, error) {
 		return event{kind: evLocate, on: arg("on") == "on"}, nil
 	case "clear":
 		return event{kind: evClearQuarantine}, nil
+	case "removed":
+		return event{kind: evRemoved, waiting: arg("") == "waiting"}, nil
+	case "inserted":
+		return event{kind: evInserted, waiting: arg("") == "waiting"}, nil
 	}
 	return event{}, fmt.Errorf("unknown command %q", f[0])
 }

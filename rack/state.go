@@ -17,7 +17,8 @@ type State int
 
 const (
 	// StateAbsent: no module answers in the slot (never found, pulled, or
-	// its device vanished). The rack re-probes it every CheckInterval.
+	// its device vanished). The rack re-probes it every CheckInterval, and
+	// at once when the OS reports a module inserted (Rack.Presence).
 	StateAbsent State = iota
 	// StateStarting: powered, being opened and probed (Status + ID).
 	StateStarting
@@ -132,6 +133,8 @@ const (
 	evPowerCycle
 	evLocate // on
 	evClearQuarantine
+	evRemoved  // the OS saw the module go (waiting: the job in flight is still in its backoff wait)
+	evInserted // the OS saw a module appear (waiting: as for evRemoved)
 )
 
 // event is an input of the machine.
@@ -141,6 +144,9 @@ type event struct {
 	err  error       // evJobDone: the job's error; evRelease: the outcome
 	id   ga467.SAMID // evJobDone of a probe: the SAM ID read
 	on   bool        // evLocate
+	// evRemoved, evInserted: the job in flight has not got past its
+	// delay (backoff), so it is not switching the slot's power yet.
+	waiting bool
 }
 
 // machineConfig is what the machine needs to know of the rack's config.
@@ -164,6 +170,7 @@ type machine struct {
 	drained  bool // operator wants the slot out of the pool
 	powered  bool // we drive the power line high (or it has none)
 	locate   bool // locate LED wanted on
+	present  bool // last presence the OS reported (true until one says otherwise)
 	fault    bool // fault LED wanted on
 	samID    ga467.SAMID
 	failures int // consecutive failed recoveries
@@ -179,7 +186,7 @@ func newMachine(cfg machineConfig) machine {
 	if cfg.maxFailures <= 0 {
 		cfg.maxFailures = 1
 	}
-	return machine{cfg: cfg, state: StateAbsent, health: HealthWarning, powered: !cfg.hasPower}
+	return machine{cfg: cfg, state: StateAbsent, health: HealthWarning, powered: !cfg.hasPower, present: true}
 }
 
 // leasable reports whether the pool may lease the slot.
@@ -220,9 +227,19 @@ func (m *machine) handle(ev event) error {
 		}
 		m.act = actIdle
 		switch {
+		case m.state != StateEnabled && m.state != StateDraining:
+			// Pulled while leased (evRemoved): now nothing uses the SAM,
+			// drop it, and probe at once if a module is back already.
+			if m.present && m.powered {
+				m.probeNow()
+			} else {
+				m.setJob(&job{what: "removed", closeSAM: true})
+			}
 		case ev.err == nil:
 			m.proven()
-		case sam.ModuleFault(ev.err):
+		case errors.Is(ev.err, sam.ErrGone) || sam.ModuleFault(ev.err):
+			// ErrGone first: a gone module is Absent even if the
+			// outcome also blames the card link.
 			m.fail(ev.err)
 		default: // card or reader trouble mid-read: reset before reuse
 			m.lastErr = ev.err.Error()
@@ -233,8 +250,9 @@ func (m *machine) handle(ev event) error {
 		if m.job == nil || ev.gen != m.gen {
 			return nil // superseded
 		}
+		j := m.job
 		m.job = nil
-		m.jobDone(ev)
+		m.jobDone(j, ev)
 	case evDrain:
 		err = m.drain()
 	case evEnable:
@@ -259,6 +277,10 @@ func (m *machine) handle(ev event) error {
 		m.drained = false
 		m.emit(Event{Kind: EventQuarantineCleared})
 		m.powerUp("clear-quarantine", true)
+	case evRemoved:
+		m.removed(ev.waiting)
+	case evInserted:
+		m.inserted(ev.waiting)
 	}
 	// A draining slot whose last work ended is drained.
 	if m.state == StateDraining && m.act == actIdle {
@@ -267,10 +289,14 @@ func (m *machine) handle(ev event) error {
 	return err
 }
 
-// jobDone takes the result of the job that just ended.
-func (m *machine) jobDone(ev event) {
+// jobDone takes the result of the job j that just ended.
+func (m *machine) jobDone(j *job, ev event) {
 	switch m.state {
 	case StateStarting, StateAbsent:
+		if !j.probe { // "removed": the stale SAM is closed; look again now and then
+			m.setJob(m.reprobeJob())
+			return
+		}
 		if ev.err != nil {
 			m.fail(ev.err)
 			return
@@ -306,7 +332,11 @@ func (m *machine) jobDone(ev event) {
 			m.recordID(ev.id)
 		}
 		m.proven()
-	default: // StandbyOffline or Quarantined: a power-off ended
+	default: // StandbyOffline or Quarantined: a power-off or close ended, or an identify
+		if m.state == StateQuarantined && j.what == "identify" {
+			m.identified(ev)
+			return
+		}
 		if ev.err != nil {
 			m.lastErr = ev.err.Error()
 		}
@@ -321,13 +351,109 @@ func (m *machine) fail(err error) {
 	if errors.Is(err, sam.ErrGone) || errors.Is(err, ErrNoModule) {
 		m.health = HealthWarning
 		m.setState(StateAbsent)
-		m.setJob(&job{what: "reprobe", delay: m.cfg.reprobe, closeSAM: true, open: true, probe: true})
+		m.setJob(m.reprobeJob())
 		return
 	}
 	m.health = HealthCritical
 	m.setState(StateUnavailableOffline)
 	m.emit(Event{Kind: EventRecoveryStarted, Err: m.lastErr})
 	m.setJob(m.recoveryJob())
+}
+
+// reprobeJob looks for a module in an Absent slot every reprobe interval
+// (the fallback when no presence report comes).
+func (m *machine) reprobeJob() *job {
+	return &job{what: "reprobe", delay: m.cfg.reprobe, closeSAM: true, open: true, probe: true}
+}
+
+// probeNow probes the slot at once: a module was reported inserted.
+func (m *machine) probeNow() {
+	m.act = actIdle
+	m.setState(StateStarting)
+	m.setJob(&job{what: "inserted", closeSAM: true, open: true, probe: true})
+}
+
+// switchingPower reports whether the job in flight drives the slot's power
+// line (and is past its backoff wait): the rack itself makes USB modules
+// vanish and reappear then, and the job's probe has the last word.
+func (m *machine) switchingPower(waiting bool) bool {
+	return m.job != nil && (m.job.powerOff || m.job.powerOn) && !waiting
+}
+
+// removed takes the OS's word that the module left the slot. An in-service,
+// starting or recovering slot is Absent at once (the runtime cancels the
+// job in flight and the lease); a slot on standby or quarantined keeps its
+// state. The stale SAM is closed — after the lease is back, if leased.
+func (m *machine) removed(waiting bool) {
+	if m.switchingPower(waiting) {
+		return
+	}
+	if m.present {
+		m.present = false
+		m.emit(Event{Kind: EventRemoved})
+	}
+	switch m.state {
+	case StateStandbyOffline, StateQuarantined: // the operator's call, not ours
+		m.setJob(&job{what: "removed", closeSAM: true})
+		return
+	case StateAbsent:
+	default: // Starting, Enabled, Draining, UnavailableOffline
+		m.lastErr = "module removed"
+		m.health = HealthWarning
+		m.setState(StateAbsent)
+	}
+	if m.act == actLeased {
+		return // evRelease closes the SAM once the lease is back
+	}
+	m.act = actIdle
+	m.setJob(&job{what: "removed", closeSAM: true})
+}
+
+// inserted takes the OS's word that a module is in the slot: an Absent slot
+// is probed now, not at the next reprobe; a quarantined one is identified
+// (a new module clears the quarantine, the same one re-seated does not).
+func (m *machine) inserted(waiting bool) {
+	if m.switchingPower(waiting) {
+		return
+	}
+	was := m.present
+	if !was {
+		m.present = true
+		m.emit(Event{Kind: EventInserted})
+	}
+	if !m.powered {
+		return
+	}
+	switch m.state {
+	case StateAbsent:
+		if m.act != actLeased { // else evRelease probes it
+			m.probeNow()
+		}
+	case StateStarting:
+		if !was { // a probe that started before the module was there
+			m.probeNow()
+		}
+	case StateQuarantined:
+		m.setJob(&job{what: "identify", closeSAM: true, open: true, probe: true})
+	}
+	// Enabled, Draining, UnavailableOffline: the module in hand answers or
+	// is being recovered. StandbyOffline: the operator's Enable probes it.
+}
+
+// identified takes the probe of a module inserted in a quarantined slot.
+func (m *machine) identified(ev event) {
+	switch {
+	case ev.err != nil:
+		m.lastErr = ev.err.Error()
+	case ev.id == m.samID:
+		m.lastErr = "the quarantined module was re-inserted; clear the quarantine to use it"
+	default: // a new module replaced the quarantined one
+		m.fault = false
+		m.failures = 0
+		m.drained = false
+		m.emit(Event{Kind: EventQuarantineCleared, Err: "module replaced"})
+		m.up(ev.id, HealthOK)
+	}
 }
 
 // recoveryJob is the next recovery step: a reset first, then power-cycles

@@ -130,6 +130,25 @@ func TestMachineTransitions(t *testing.T) {
 		{from: "absent-gone", ev: ok(id2), state: StateEnabled, evs: []string{"swap", "state"}},
 		{from: "absent-gone", ev: fail(errGone), state: StateAbsent, h: HealthWarning, job: "reprobe(wait 5s,close,open,probe)"},
 		{from: "absent-gone", ev: ev(evPowerOn), state: StateStarting, h: HealthWarning, job: "power-on(open,probe)", evs: []string{"state"}},
+		// presence reports
+		{from: "enabled", ev: ev(evRemoved), state: StateAbsent, h: HealthWarning, job: "removed(close)", evs: []string{"module-removed", "state"}},
+		{from: "checking", ev: ev(evRemoved), state: StateAbsent, h: HealthWarning, job: "removed(close)", evs: []string{"module-removed", "state"}},
+		{from: "resetting", ev: ev(evRemoved), state: StateAbsent, h: HealthWarning, job: "removed(close)", evs: []string{"module-removed", "state"}},
+		{from: "leased", ev: ev(evRemoved), state: StateAbsent, act: actLeased, h: HealthWarning, evs: []string{"module-removed", "state"}},
+		{from: "draining", ev: ev(evRemoved), state: StateAbsent, act: actLeased, h: HealthWarning, evs: []string{"module-removed", "state"}},
+		{from: "starting", ev: ev(evRemoved), cfg: &noPower, state: StateAbsent, h: HealthWarning, job: "removed(close)", evs: []string{"module-removed", "state"}},
+		{from: "starting", ev: ev(evRemoved), state: StateStarting, h: HealthWarning, job: "start(power-on,open,probe)"},                                               // the rack powers it on
+		{from: "unavailable-1", ev: ev(evRemoved), state: StateUnavailableOffline, h: HealthCritical, fails: 1, job: "recover(wait 2s,power-off,power-on,open,probe)"}, // power-cycling
+		{from: "unavailable-1", ev: waiting(evRemoved), state: StateAbsent, h: HealthWarning, fails: 1, job: "removed(close)", evs: []string{"module-removed", "state"}},
+		{from: "unavailable", ev: ev(evRemoved), state: StateAbsent, h: HealthWarning, job: "removed(close)", evs: []string{"module-removed", "state"}},
+		{from: "standby", ev: ev(evRemoved), state: StateStandbyOffline, job: "removed(close)", evs: []string{"module-removed"}},
+		{from: "quarantined", ev: ev(evRemoved), state: StateQuarantined, h: HealthCritical, fails: 3, job: "removed(close)", evs: []string{"module-removed"}},
+		{from: "absent-gone", ev: ev(evInserted), state: StateStarting, h: HealthWarning, job: "inserted(close,open,probe)", evs: []string{"state"}},
+		{from: "enabled", ev: ev(evInserted), state: StateEnabled},
+		{from: "starting", ev: ev(evInserted), cfg: &noPower, state: StateStarting, h: HealthWarning, job: "start(open,probe)"},
+		{from: "quarantined", ev: ev(evInserted), state: StateQuarantined, h: HealthCritical, fails: 3, job: "identify(close,open,probe)"},
+		{from: "standby", ev: ev(evInserted), state: StateStandbyOffline},
+		{from: "absent-gone", ev: release(nil), state: StateAbsent, h: HealthWarning, job: "reprobe(wait 5s,close,open,probe)", err: ErrNotAllowed},
 		// operator: drain, enable, power
 		{from: "enabled", ev: ev(evDrain), state: StateStandbyOffline, evs: []string{"state", "state"}},
 		{from: "leased", ev: ev(evDrain), state: StateDraining, act: actLeased, evs: []string{"state"}},
@@ -193,6 +212,9 @@ func TestMachineTransitions(t *testing.T) {
 }
 
 func ev(k evKind) func(*machine) event { return func(*machine) event { return event{kind: k} } }
+func waiting(k evKind) func(*machine) event {
+	return func(*machine) event { return event{kind: k, waiting: true} }
+}
 func ok(id ga467.SAMID) func(*machine) event {
 	return func(m *machine) event { return done(m, nil, id) }
 }
@@ -208,10 +230,14 @@ func locate(on bool) func(*machine) event {
 
 var evNames = map[evKind]string{evStart: "start", evJobDone: "done", evCheckDue: "check-due", evLease: "lease",
 	evRelease: "release", evDrain: "drain", evEnable: "enable", evPowerOff: "power-off", evPowerOn: "power-on",
-	evPowerCycle: "power-cycle", evLocate: "locate", evClearQuarantine: "clear-quarantine"}
+	evPowerCycle: "power-cycle", evLocate: "locate", evClearQuarantine: "clear-quarantine",
+	evRemoved: "removed", evInserted: "inserted"}
 
 func evName(e event) string {
 	s := evNames[e.kind]
+	if e.waiting {
+		s += "-waiting"
+	}
 	if e.err != nil {
 		s += "(" + strings.ReplaceAll(e.err.Error(), " ", "_") + ")"
 	}
