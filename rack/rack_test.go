@@ -297,8 +297,9 @@ func TestLeaseBusy(t *testing.T) {
 	l := h.lease()
 	defer l.Release(nil)
 	h.clk.Advance(300 * time.Millisecond)
-	l.Release(nil) // one lease of 300 ms teaches the estimate
-	l = h.lease()
+	l.Release(nil)    // one lease of 300 ms teaches the estimate
+	held := h.lease() // the waiter below queues behind it
+	defer held.Release(nil)
 
 	waitErr := make(chan error, 1)
 	go func() {

@@ -117,7 +117,7 @@ func (r *Recording) UnmarshalText(text []byte) error {
 			rec = append(rec, Step{Cmd: *pending, Err: rest})
 			pending = nil
 		default:
-			return fmt.Errorf("samtest: recording line %d: starts with %q, want >, < or !", n, dir)
+			return fmt.Errorf("samtest: recording line %d: starts with %q; a line starts with > (host frame), < (reply) or ! (error)", n, dir)
 		}
 	}
 	if err := sc.Err(); err != nil {

@@ -103,7 +103,7 @@ func TestCardStateMachine(t *testing.T) {
 	wantSW(t, "READ missing fingerprint", tx(t, c, idcard.ReadBlock(idcard.FileFingerprint, 0)), idcard.SWFileNotFound)
 	wantSW(t, "READ unknown file", tx(t, c, []byte{0x80, 0xB0, 0x09, 0, 0}), idcard.SWFileNotFound)
 	wantSW(t, "READ beyond the end", tx(t, c, []byte{0x80, 0xB0, 0x02, 4, 0}), idcard.SWWrongP1P2)
-	wantSW(t, "READ wrong LE", tx(t, c, []byte{0x80, 0xB0, 0x02, 0, 0x10}), idcard.SWWrongLe|0x00)
+	wantSW(t, "READ wrong LE", tx(t, c, []byte{0x80, 0xB0, 0x02, 0, 0x10}), idcard.SWWrongLe)
 	wantSW(t, "unknown INS", tx(t, c, []byte{0x00, 0xA4, 0, 0}), idcard.SWINSNotSupport)
 	wantSW(t, "unknown CLA", tx(t, c, []byte{0x90, 0x36, 0, 0, 8}), idcard.SWCLANotSupport)
 	wantSW(t, "short APDU", tx(t, c, []byte{0x00, 0x36}), idcard.SWWrongLength)

@@ -108,6 +108,7 @@ var (
 	sockOnce sync.Once
 	sockDir  string // directory bind-mounted on /run/pcscd, "" in host mode
 	sockErr  error
+	//lint:ignore U1000 only stored: the reference keeps the lock file (and its lock) open for the process's life
 	hostLock *os.File // the lock file held in host mode
 )
 
