@@ -104,7 +104,16 @@ func instantCard(seed int) idcard.RF {
 func BenchmarkRackSaturation(b *testing.B) {
 	const sams, readTime = 64, 100 * time.Millisecond
 	const readers = 4 * sams
-	_, bundles := benchAppliance(b, sams, &sim.SAMTiming{Read: readTime}, 16, nil)
+	var (
+		mu          sync.Mutex
+		hold, waits time.Duration
+		reads       int
+	)
+	_, bundles := benchAppliance(b, sams, &sim.SAMTiming{Read: readTime}, 16, func(t dispatch.ReadTiming) {
+		mu.Lock()
+		hold, waits, reads = hold+t.Hold, waits+t.ReaderWait, reads+1
+		mu.Unlock()
+	})
 	clients := warmClients(b, bundles, readers, instantCard)
 	// At least ~6 s of saturated load, whatever b.N is: the figure is a
 	// rate, and a short run is dominated by its ramp and tail.
@@ -113,6 +122,9 @@ func BenchmarkRackSaturation(b *testing.B) {
 	for i := range cards {
 		cards[i] = instantCard(i)
 	}
+	mu.Lock()
+	hold, waits, reads = 0, 0, 0
+	mu.Unlock()
 	b.ResetTimer()
 	sum, err := loadgen.Run(context.Background(), loadgen.Config{
 		Clients: clients, Count: count, Concurrency: readers,
@@ -127,6 +139,15 @@ func BenchmarkRackSaturation(b *testing.B) {
 	}
 	limit := float64(sams) / readTime.Seconds()
 	b.ReportMetric(sum.ReadsPerSec/limit, "capacity-ratio")
+	// The design's form of the target: N / (T_sam + k·RTT), with k·RTT the
+	// measured mean time a leased SAM waited for its reader's card replies
+	// (on this machine the simulated readers share the cores).
+	mu.Lock()
+	meanHold, meanWait := hold/time.Duration(reads), waits/time.Duration(reads)
+	mu.Unlock()
+	b.ReportMetric(sum.ReadsPerSec/(float64(sams)/(readTime+meanWait).Seconds()), "design-ratio")
+	b.ReportMetric(float64(meanHold)/1e6, "sam-hold-ms")
+	b.ReportMetric(float64(meanWait)/1e6, "reader-wait-ms")
 	b.ReportMetric(sum.ReadsPerSec, "reads/s")
 	b.ReportMetric(float64(sum.P99)/1e6, "p99-ms")
 	b.ReportMetric(0, "ns/op")

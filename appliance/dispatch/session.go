@@ -143,6 +143,7 @@ func (c *conn) lease(ctx context.Context, s *session) error {
 	}
 	s.lease = l
 	s.attempts++
+	c.sw.leased, c.sw.wait = time.Now(), 0
 	return nil
 }
 
@@ -273,6 +274,7 @@ func (c *conn) deliver(rd *sam.Reading) {
 	sealed := s.keys.Seal(data)
 	clear(data)
 	slot, id := s.lease.Slot(), s.lease.SAMID().String()
+	timing := c.sw.timing()
 	s.lease.Release(nil)
 	s.lease = nil
 	c.s.reads.Add(1)
@@ -284,7 +286,9 @@ func (c *conn) deliver(rd *sam.Reading) {
 	}
 	c.out = append(c.out, &wire.Result{SW3: ga467.SW3OK, Sealed: sealed})
 	if c.s.cfg.OnRead != nil {
-		c.s.cfg.OnRead(c.sw.timing())
+		now := c.sw.timing()
+		timing.Total, timing.Overhead = now.Total, now.Overhead
+		c.s.cfg.OnRead(timing)
 	}
 	c.sess = nil
 }
@@ -453,6 +457,8 @@ func (l *link) toReader(ctx context.Context, cmds [][]byte) ([][]byte, error) {
 		c.out = append(c.out, &wire.Relay{Sealed: sealed})
 	}
 	c.sw.pause() // from here until the answer is in, the reader has the turn
+	waitStart := time.Now()
+	defer func() { c.sw.wait += time.Since(waitStart) }()
 	err = c.flush()
 	if err != nil {
 		c.sw.resume()

@@ -7,8 +7,10 @@ import "time"
 // crypto, leasing, relaying. SAM time and the waits for the reader are not
 // in it.
 type ReadTiming struct {
-	Total    time.Duration // Open received → Result queued
-	Overhead time.Duration
+	Total      time.Duration // Open received → Result queued
+	Overhead   time.Duration
+	Hold       time.Duration // the SAM's lease: leased → released
+	ReaderWait time.Duration // waiting for the reader's card replies while the SAM was held
 }
 
 // stopwatch accumulates the time the connection's goroutine spends on the
@@ -19,6 +21,8 @@ type stopwatch struct {
 	total   time.Duration
 	since   time.Time // zero when paused
 	started time.Time
+	leased  time.Time     // when the current SAM was leased
+	wait    time.Duration // reader waits since
 }
 
 func (w *stopwatch) reset() {
@@ -40,7 +44,7 @@ func (w *stopwatch) pause() {
 }
 
 func (w *stopwatch) timing() ReadTiming {
-	t := ReadTiming{Overhead: w.total, Total: time.Since(w.started)}
+	t := ReadTiming{Overhead: w.total, Total: time.Since(w.started), Hold: time.Since(w.leased), ReaderWait: w.wait}
 	if !w.since.IsZero() {
 		t.Overhead += time.Since(w.since)
 	}
