@@ -6,6 +6,7 @@
 package samhost
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -217,6 +218,9 @@ func (h *Host) do(ctx context.Context, timeout time.Duration, cmd ga467.Command,
 	if err := r.Err(); err != nil {
 		return ga467.Reply{}, fmt.Errorf("%v: %w", cmd, err)
 	}
+	// r.Data may alias the transport's read buffer, which the next
+	// operation reuses once mu is released: the caller gets its own copy.
+	r.Data = bytes.Clone(r.Data)
 	return r, nil
 }
 
