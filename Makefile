@@ -36,6 +36,10 @@ test: deps ## run every test with -race (extra go test flags: GOTESTFLAGS=-v)
 	$(GO) vet $(PKGS)
 	$(GO) test -race -timeout 12m $(GOTESTFLAGS) $(PKGS)
 
+.PHONY: test-hil
+test-hil: deps ## only the tests through the real PC/SC stack (pcscd + virtual SAMs on vpcd) and real ptys
+	$(GO) test -race -count=1 $(GOTESTFLAGS) ./drivers/pcsc/... ./drivers/serial/...
+
 .PHONY: demo
 demo: build ## start an appliance, provision a reader, read three cards, blacklist one, show the rejection
 	./appliance/scripts/demo.sh
