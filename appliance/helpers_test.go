@@ -54,6 +54,22 @@ type rigOptions struct {
 	// dataDir and listen, if set, start the appliance on existing data
 	// and a given reader address (a restart).
 	dataDir, listen string
+	// hw, if set, replaces the simulated rack (sams and timing are then
+	// unused): a rack of real drivers whose slot timings are kept as
+	// configured (rack still applies).
+	hw *rigHardware
+}
+
+// rigHardware is a rack of real drivers for startRig: the slots and
+// options of a rack file (LoadHardware), the virtual SAM in each slot, and
+// what serves them (pcscd, ptys).
+type rigHardware struct {
+	cfg  rack.Config
+	opts rack.Options
+	sams []*sim.SAM // sams[i] sits in slot i
+	// close stops what serves the SAMs. The rig calls it once the
+	// appliance has stopped, before its goroutine leak check.
+	close func()
 }
 
 // rig is one running appliance with a simulated rack whose SAMs the test
@@ -63,9 +79,10 @@ type rig struct {
 	a    *Appliance
 	sams []*sim.SAM // sams[i] sits in slot i
 
-	cancel context.CancelFunc
-	done   chan error
-	once   sync.Once
+	cancel  context.CancelFunc
+	done    chan error
+	once    sync.Once
+	hwClose func() // rigOptions.hw's close, if any
 }
 
 // startRig starts an appliance on 127.0.0.1:0 in a temporary data
@@ -82,15 +99,26 @@ func startRig(t *testing.T, o rigOptions) *rig {
 	if o.host == (samhost.Timeouts{}) {
 		o.host = samhost.Timeouts{Control: time.Second, Find: 3 * time.Second, Select: 3 * time.Second, Read: 3 * time.Second}
 	}
-	sr, rc, ropts := NewSimRack(o.sams, o.timing, o.host)
-	rc.BootTime = o.timing.Boot + 20*time.Millisecond
-	rc.PowerOffTime = 10 * time.Millisecond
-	rc.CheckInterval = time.Minute // no health check runs unless a test asks
-	rc.CheckTimeout = 300 * time.Millisecond
-	rc.Backoff = 50 * time.Millisecond
-	rc.MaxBackoff = 200 * time.Millisecond
-	rc.MaxWait = 5 * time.Second
-	rc.ShutdownGrace = time.Second
+	var (
+		rc    rack.Config
+		ropts rack.Options
+		sams  []*sim.SAM
+	)
+	if o.hw != nil {
+		rc, ropts, sams = o.hw.cfg, o.hw.opts, o.hw.sams
+	} else {
+		var sr *SimRack
+		sr, rc, ropts = NewSimRack(o.sams, o.timing, o.host)
+		sams = sr.SAMs
+		rc.BootTime = o.timing.Boot + 20*time.Millisecond
+		rc.PowerOffTime = 10 * time.Millisecond
+		rc.CheckInterval = time.Minute // no health check runs unless a test asks
+		rc.CheckTimeout = 300 * time.Millisecond
+		rc.Backoff = 50 * time.Millisecond
+		rc.MaxBackoff = 200 * time.Millisecond
+		rc.MaxWait = 5 * time.Second
+		rc.ShutdownGrace = time.Second
+	}
 	if o.rack != nil {
 		o.rack(&rc)
 	}
@@ -121,7 +149,10 @@ func startRig(t *testing.T, o rigOptions) *rig {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &rig{t: t, a: a, sams: sr.SAMs, cancel: cancel, done: make(chan error, 1)}
+	r := &rig{t: t, a: a, sams: sams, cancel: cancel, done: make(chan error, 1)}
+	if o.hw != nil {
+		r.hwClose = o.hw.close
+	}
 	go func() { r.done <- a.Run(ctx) }()
 	t.Cleanup(r.stop)
 	wctx, wcancel := context.WithTimeout(ctx, waitLimit)
@@ -134,8 +165,8 @@ func startRig(t *testing.T, o rigOptions) *rig {
 	return r
 }
 
-// stop cancels Run, waits for it and checks that nothing the appliance (or
-// the test) started is still running.
+// stop cancels Run, waits for it, stops the hardware (if any) and checks
+// that nothing the appliance (or the test) started is still running.
 func (r *rig) stop() {
 	r.once.Do(func() {
 		r.t.Helper()
@@ -147,6 +178,9 @@ func (r *rig) stop() {
 			}
 		case <-time.After(waitLimit):
 			r.t.Fatalf("Run did not return %v after its context ended:\n%s", waitLimit, samrackStacks())
+		}
+		if r.hwClose != nil {
+			r.hwClose()
 		}
 		checkNoGoroutines(r.t)
 	})

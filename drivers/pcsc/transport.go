@@ -120,7 +120,7 @@ func (t *Transport) Transact(ctx context.Context, cmd ga467.Command) (ga467.Repl
 	return r, nil
 }
 
-// Close implements sam.Transport: it disconnects (resetting the card),
+// Close implements sam.Transport: it disconnects (leaving the card as it is),
 // releases the PC/SC context and stops the worker. If a PC/SC call is stuck
 // in pcscd, Close gives up after Options.CloseWait with an error wrapping
 // sam.ErrTimeout; the worker then ends as soon as pcscd lets go.
@@ -202,8 +202,11 @@ func (t *Transport) serve(req *request) ([]byte, error) {
 			return resp, nil
 		}
 		if err == nil {
-			// pcscd's answer when the card went away mid-command.
-			t.needReset = true
+			// pcscd's answer when the card went away mid-command. The
+			// handle is dropped, not reset: the card may be back already,
+			// and a reset in the moment it is not marks the reader empty
+			// for good (see dropCard); a re-inserted card is fresh.
+			t.dropCard()
 			return nil, t.goneOr(req.deadline, fmt.Errorf("%w: response of %d bytes", sam.ErrTransport, len(resp)))
 		}
 		var code scard.Error
@@ -222,7 +225,7 @@ func (t *Transport) serve(req *request) ([]byte, error) {
 			continue
 		}
 		if errors.As(err, &code) && code == scard.ErrNotTransacted {
-			t.needReset = true
+			t.dropCard() // as above
 			return nil, t.goneOr(req.deadline, fmt.Errorf("%w: %w", sam.ErrTransport, err))
 		}
 		return nil, t.fail(err)
@@ -315,11 +318,16 @@ func (t *Transport) goneOr(deadline time.Time, err error) error {
 	return err
 }
 
-// dropCard forgets the card handle (disconnecting it, resetting the card
-// if it is still there).
+// dropCard forgets the card handle, disconnecting it and leaving the card
+// as it is. Not SCARD_RESET_CARD: pcscd checks the card is there before a
+// reset and, if it is not, marks the reader empty behind the back of its
+// event thread; a module pulled and re-inserted between two polls of that
+// thread (hot swap, a hung vpcd card ejected and re-inserted) then stays
+// "no card" for good. Whoever connects next resets the module through
+// GA 467 as needed (the rack's recovery does).
 func (t *Transport) dropCard() {
 	if t.card != nil {
-		t.card.Disconnect(scard.ResetCard)
+		t.card.Disconnect(scard.LeaveCard)
 		t.card = nil
 	}
 	t.needReset = false

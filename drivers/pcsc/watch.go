@@ -21,6 +21,11 @@ const pnpReader = `\\?PnP?\Notification`
 // notices a pcscd that went away without a word.
 const watchWait = 2 * time.Second
 
+// maxStatusStates is the most reader states pcsc-lite takes in one
+// SCardGetStatusChange (PCSCLITE_MAX_READERS_CONTEXTS), the PnP pseudo
+// reader included; more fail with SCARD_E_INVALID_VALUE.
+const maxStatusStates = 16
+
 // ListReaders returns the names of pcscd's readers (none, not an error,
 // when it has none). It gives up when ctx ends, with an error wrapping
 // sam.ErrTimeout; the PC/SC call it started then ends on its own when pcscd
@@ -182,7 +187,13 @@ func (w *watcher) session(ctx context.Context) error {
 		for _, r := range readers {
 			rs = append(rs, scard.ReaderState{Reader: r, CurrentState: scard.StateUnaware})
 		}
-		rs = append(rs, scard.ReaderState{Reader: pnpReader, CurrentState: scard.StateUnaware})
+		// A full pcscd (16 readers, all pcscd 1.9 serves) leaves no room
+		// for the PnP reader: no reader can come then, and readers that
+		// go are seen by listing them again after each timeout.
+		withPnP := len(readers) < maxStatusStates
+		if withPnP {
+			rs = append(rs, scard.ReaderState{Reader: pnpReader, CurrentState: scard.StateUnaware})
+		}
 		first := true
 		for {
 			if ctx.Err() != nil {
@@ -193,6 +204,9 @@ func (w *watcher) session(ctx context.Context) error {
 				return nil
 			}
 			if errors.Is(err, scard.ErrTimeout) {
+				if !withPnP {
+					break
+				}
 				continue
 			}
 			if err != nil {
@@ -204,9 +218,12 @@ func (w *watcher) session(ctx context.Context) error {
 				// returns at once.
 				rs[i].CurrentState = rs[i].EventState &^ scard.StateChanged
 			}
-			pnp := &rs[len(rs)-1]
-			changed := !first && pnp.EventState&scard.StateChanged != 0
-			pnp.CurrentState = pnp.EventState &^ scard.StateChanged
+			changed := false
+			if withPnP {
+				pnp := &rs[len(rs)-1]
+				changed = !first && pnp.EventState&scard.StateChanged != 0
+				pnp.CurrentState = pnp.EventState &^ scard.StateChanged
+			}
 			first = false
 			if changed {
 				break // readers came or went: list them again
