@@ -295,6 +295,16 @@ func (a *Appliance) rackEvent(e rack.Event) {
 		ev.SAMID = e.SAMID.String()
 	}
 	a.audit.Record(ev)
+	// The hardware team reads the journal too: say what happened to a slot.
+	switch {
+	case e.Kind == rack.EventQuarantined, e.Kind == rack.EventRecoveryFailed, e.Kind == rack.EventWatcherFailed,
+		e.Kind == rack.EventRecoveryStarted, e.Kind == rack.EventUnknownDevice:
+		a.log.Warn("rack", "event", e.String())
+	case e.Kind == rack.EventState && (e.To == rack.StateAbsent || e.To == rack.StateUnavailableOffline):
+		a.log.Warn("rack", "event", e.String(), "err", e.Err)
+	default:
+		a.log.Info("rack", "event", e.String())
+	}
 }
 
 // directory adapts the state store to what the dispatcher needs.
