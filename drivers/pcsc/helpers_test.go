@@ -2,7 +2,6 @@ package pcsc_test
 
 import (
 	"context"
-	"runtime"
 	"testing"
 	"time"
 
@@ -12,27 +11,12 @@ import (
 	"github.com/samrack/samrack/drivers/sam"
 	"github.com/samrack/samrack/drivers/samhost"
 	"github.com/samrack/samrack/drivers/samtest"
+	"github.com/samrack/samrack/drivers/samtest/leaktest"
 	"github.com/samrack/samrack/drivers/sim"
 )
 
-// checkLeaks fails the test if it ends with more goroutines than it began
-// with, giving finishing goroutines a moment (by yielding) to exit.
-func checkLeaks(t testing.TB) {
-	t.Helper()
-	before := runtime.NumGoroutine()
-	t.Cleanup(func() {
-		deadline := time.Now().Add(3 * time.Second)
-		for runtime.NumGoroutine() > before {
-			if time.Now().After(deadline) {
-				buf := make([]byte, 1<<16)
-				buf = buf[:runtime.Stack(buf, true)]
-				t.Errorf("goroutines: %d before, %d after:\n%s", before, runtime.NumGoroutine(), buf)
-				return
-			}
-			runtime.Gosched()
-		}
-	})
-}
+// checkLeaks fails the test if it leaves goroutines behind.
+func checkLeaks(t testing.TB) { t.Helper(); leaktest.Check(t) }
 
 // slot is one reader of the rig with a virtual SAM in it.
 type slot struct {

@@ -10,29 +10,14 @@ import (
 	"time"
 
 	"github.com/samrack/samrack/drivers/idcard"
+	"github.com/samrack/samrack/drivers/samtest/leaktest"
 	"github.com/samrack/samrack/drivers/serial"
 	"github.com/samrack/samrack/drivers/sim"
 	"golang.org/x/sys/unix"
 )
 
-// checkLeaks fails the test if it ends with more goroutines than it began
-// with, giving finishing goroutines a moment (by yielding) to exit.
-func checkLeaks(t testing.TB) {
-	t.Helper()
-	before := runtime.NumGoroutine()
-	t.Cleanup(func() {
-		deadline := time.Now().Add(2 * time.Second)
-		for runtime.NumGoroutine() > before {
-			if time.Now().After(deadline) {
-				buf := make([]byte, 1<<16)
-				buf = buf[:runtime.Stack(buf, true)]
-				t.Errorf("goroutines: %d before, %d after:\n%s", before, runtime.NumGoroutine(), buf)
-				return
-			}
-			runtime.Gosched()
-		}
-	})
-}
+// checkLeaks fails the test if it leaves goroutines behind.
+func checkLeaks(t testing.TB) { t.Helper(); leaktest.Check(t) }
 
 var (
 	instantSAM = &sim.SAMTiming{}

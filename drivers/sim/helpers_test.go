@@ -2,35 +2,17 @@ package sim_test
 
 import (
 	"context"
-	"runtime"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/samrack/samrack/drivers/idcard"
 	"github.com/samrack/samrack/drivers/samhost"
+	"github.com/samrack/samrack/drivers/samtest/leaktest"
 	"github.com/samrack/samrack/drivers/sim"
 )
 
-// checkLeaks fails the test if it ends with more goroutines than it began
-// with. Goroutines that are already finishing get a moment (by yielding, not
-// sleeping) to exit.
-func checkLeaks(t testing.TB) {
-	t.Helper()
-	before := runtime.NumGoroutine()
-	t.Cleanup(func() {
-		deadline := time.Now().Add(2 * time.Second)
-		for runtime.NumGoroutine() > before {
-			if time.Now().After(deadline) {
-				buf := make([]byte, 1<<16)
-				buf = buf[:runtime.Stack(buf, true)]
-				t.Errorf("goroutines: %d before, %d after:\n%s", before, runtime.NumGoroutine(), buf)
-				return
-			}
-			runtime.Gosched()
-		}
-	})
-}
+// checkLeaks fails the test if it leaves goroutines behind.
+func checkLeaks(t testing.TB) { t.Helper(); leaktest.Check(t) }
 
 var instantRF = &sim.RFTiming{}
 var instantSAM = &sim.SAMTiming{}
