@@ -178,11 +178,14 @@ func (t *Transport) run() {
 		case req := <-t.reqs:
 			resp, err := t.serve(req)
 			req.resp, req.err = resp, err
-			if !req.state.CompareAndSwap(reqPending, reqDone) {
-				// The caller gave up: whatever the module did with the
-				// command, the host abandoned it. Start clean.
-				t.needReset = true
-			}
+			// If the caller gave up, the late reply has just been
+			// consumed here: unlike a serial line, nothing stale is left
+			// on the channel, so no card reset is needed. (A PC/SC reset
+			// racing a module that is coming back makes pcscd mark the
+			// reader empty for good; see dropCard.) The SAM's own state
+			// is the GA 467 layer's business: the rack resets it with
+			// 10 FF.
+			req.state.CompareAndSwap(reqPending, reqDone)
 			close(req.done)
 		}
 	}
