@@ -12,5 +12,10 @@
 //   - hardware teams record a session with a real module through Recorder,
 //     check the text form into testdata, and replay it in CI with Playback;
 //   - rack and pool tests use SAM, whose errors are set per method and
-//     whose calls are counted.
+//     whose calls are counted;
+//   - every driver runs Conformance, one body of subtests (status, SAM ID,
+//     reads of every card type, every SW3 error, card-link failure, hang,
+//     removal, close, concurrency) against its own transport with a
+//     virtual SAM behind it: a pipe (sim), a pty (serial), pcscd and vpcd
+//     (pcsc). Its doc comment is the contract a new driver must meet.
 package samtest
