@@ -129,6 +129,10 @@ func BenchmarkRackSaturation(b *testing.B) {
 	sum, err := loadgen.Run(context.Background(), loadgen.Config{
 		Clients: clients, Count: count, Concurrency: readers,
 		Card: func(i int) idcard.RF { return cards[i] },
+		// Readers arrive spread over one SAM read time, not in lockstep:
+		// a lockstep start keeps all 64 SAMs finishing and starting in
+		// waves, a burst no field of readers produces.
+		Ramp: readTime,
 	})
 	b.StopTimer()
 	if err != nil {
@@ -137,18 +141,22 @@ func BenchmarkRackSaturation(b *testing.B) {
 	if sum.Errors > 0 {
 		b.Fatalf("%d reads failed: %v", sum.Errors, sum.ByCode)
 	}
+	// Capacity is the steady state: reads/s between the 10th and 90th
+	// percentile of completions, without the ramp-up and the drain.
+	rate := sum.SteadyReadsPerSec
 	limit := float64(sams) / readTime.Seconds()
-	b.ReportMetric(sum.ReadsPerSec/limit, "capacity-ratio")
+	b.ReportMetric(rate/limit, "capacity-ratio")
 	// The design's form of the target: N / (T_sam + k·RTT), with k·RTT the
 	// measured mean time a leased SAM waited for its reader's card replies
 	// (on this machine the simulated readers share the cores).
 	mu.Lock()
 	meanHold, meanWait := hold/time.Duration(reads), waits/time.Duration(reads)
 	mu.Unlock()
-	b.ReportMetric(sum.ReadsPerSec/(float64(sams)/(readTime+meanWait).Seconds()), "design-ratio")
+	b.ReportMetric(rate/(float64(sams)/(readTime+meanWait).Seconds()), "design-ratio")
 	b.ReportMetric(float64(meanHold)/1e6, "sam-hold-ms")
 	b.ReportMetric(float64(meanWait)/1e6, "reader-wait-ms")
-	b.ReportMetric(sum.ReadsPerSec, "reads/s")
+	b.ReportMetric(rate, "reads/s")
+	b.ReportMetric(sum.ReadsPerSec, "overall-reads/s")
 	b.ReportMetric(float64(sum.P99)/1e6, "p99-ms")
 	b.ReportMetric(0, "ns/op")
 }

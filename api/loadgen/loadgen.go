@@ -37,6 +37,10 @@ type Config struct {
 	Read    client.ReadOptions
 	// Timeout of one read (default 10 s).
 	Timeout time.Duration
+	// Ramp spreads the readers' first reads evenly over this long, as
+	// readers in the field arrive at random rather than in lockstep (and
+	// as load tools ramp up). Zero starts them all at once.
+	Ramp time.Duration
 	// Progress, if set, is called every Interval (default 500 ms) and once
 	// at the end, from the Run goroutine.
 	Progress func(Progress)
@@ -56,6 +60,10 @@ type Summary struct {
 	ByCode      map[string]int // failures by wire code name, or "connect"/"other"
 	Elapsed     time.Duration
 	ReadsPerSec float64 // successful reads per second of wall time
+	// SteadyReadsPerSec is the rate between the 10th and the 90th
+	// percentile of completion times: the run's steady state, without the
+	// ramp-up and the drain at the end.
+	SteadyReadsPerSec float64
 	P50, P99    time.Duration
 	Max         time.Duration
 	RoundTrips  float64 // mean round trips per successful read
@@ -88,6 +96,7 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 	conc := min(cfg.Concurrency, cfg.Count)
 	lat := make([]time.Duration, cfg.Count)
 	rtts := make([]int, cfg.Count)
+	ends := make([]time.Duration, cfg.Count) // completion, since start
 	var (
 		next, done, failed atomic.Int64
 		mu                 sync.Mutex // mu guards byCode
@@ -126,6 +135,14 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 				}
 				defer c.Close()
 			}
+			if cfg.Ramp > 0 && w > 0 {
+				t := time.NewTimer(cfg.Ramp * time.Duration(w) / time.Duration(conc))
+				select {
+				case <-ctx.Done():
+				case <-t.C:
+				}
+				t.Stop()
+			}
 			for ctx.Err() == nil {
 				i := int(next.Add(1)) - 1
 				if i >= cfg.Count {
@@ -141,6 +158,7 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 				} else {
 					lat[i] = time.Since(t0)
 					rtts[i] = res.RoundTrips
+					ends[i] = time.Since(start)
 				}
 				done.Add(1)
 			}
@@ -184,5 +202,18 @@ loop:
 		s.RoundTrips = float64(total) / float64(s.Reads)
 	}
 	s.ReadsPerSec = float64(s.Reads) / elapsed.Seconds()
+	var completed []time.Duration
+	for i, d := range lat {
+		if d > 0 {
+			completed = append(completed, ends[i])
+		}
+	}
+	if len(completed) >= 10 {
+		slices.Sort(completed)
+		lo, hi := len(completed)/10, len(completed)*9/10
+		if span := completed[hi] - completed[lo]; span > 0 {
+			s.SteadyReadsPerSec = float64(hi-lo) / span.Seconds()
+		}
+	}
 	return s, ctx.Err()
 }
