@@ -75,8 +75,8 @@ func (s *Summary) String() string {
 		codes = append(codes, fmt.Sprintf("%s=%d", c, n))
 	}
 	slices.Sort(codes)
-	return fmt.Sprintf("%d reads, %d errors in %.2fs: %.1f reads/s, p50 %.1f ms, p99 %.1f ms, max %.1f ms, %.2f round trips/read; errors by code: %v",
-		s.Reads, s.Errors, s.Elapsed.Seconds(), s.ReadsPerSec, ms(s.P50), ms(s.P99), ms(s.Max), s.RoundTrips, codes)
+	return fmt.Sprintf("%d reads, %d errors in %.2fs: %.1f reads/s (%.1f in the steady state), p50 %.1f ms, p99 %.1f ms, max %.1f ms, %.2f round trips/read; errors by code: %v",
+		s.Reads, s.Errors, s.Elapsed.Seconds(), s.ReadsPerSec, s.SteadyReadsPerSec, ms(s.P50), ms(s.P99), ms(s.Max), s.RoundTrips, codes)
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

@@ -196,7 +196,7 @@ func newLoad() *cobra.Command {
 			if asJSON {
 				return json.NewEncoder(cmd.OutOrStdout()).Encode(map[string]any{
 					"reads": sum.Reads, "errors": sum.Errors, "errors_by_code": sum.ByCode,
-					"seconds": sum.Elapsed.Seconds(), "reads_per_sec": sum.ReadsPerSec,
+					"seconds": sum.Elapsed.Seconds(), "reads_per_sec": sum.ReadsPerSec, "steady_reads_per_sec": sum.SteadyReadsPerSec,
 					"p50_ms": sum.P50.Seconds() * 1000, "p99_ms": sum.P99.Seconds() * 1000,
 					"max_ms": sum.Max.Seconds() * 1000, "round_trips_per_read": sum.RoundTrips,
 				})
