@@ -64,9 +64,9 @@ type Summary struct {
 	// percentile of completion times: the run's steady state, without the
 	// ramp-up and the drain at the end.
 	SteadyReadsPerSec float64
-	P50, P99    time.Duration
-	Max         time.Duration
-	RoundTrips  float64 // mean round trips per successful read
+	P50, P99          time.Duration
+	Max               time.Duration
+	RoundTrips        float64 // mean round trips per successful read
 }
 
 func (s *Summary) String() string {
