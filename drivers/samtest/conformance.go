@@ -120,6 +120,38 @@ func (m *SimModule) Insert() {
 	m.SAM.Replug()
 }
 
+// StreamTimeouts are deadlines that suit a virtual SAM behind a pipe or a
+// pty: short, so the hang subtests run quickly.
+var StreamTimeouts = samhost.Timeouts{
+	Control: 100 * time.Millisecond,
+	Find:    150 * time.Millisecond,
+	Select:  150 * time.Millisecond,
+	Read:    200 * time.Millisecond,
+}
+
+// SimHarness is the Harness of a driver whose module is a zero-time
+// virtual SAM reached through a fresh transport that open attaches to it
+// (a pipe, a pty): Open makes the SAM and attaches it; Reopen, after a
+// removal, closes the old SAM and attaches the replugged one anew, since a
+// vanished module's transport cannot be re-attached (a USB-serial adapter
+// plugged in again may come back as another tty). Removal is seen.
+func SimHarness(to samhost.Timeouts, open func(t *testing.T, s *sim.SAM) sam.SAM) Harness {
+	return Harness{
+		Open: func(t *testing.T) (sam.SAM, Module) {
+			s := sim.NewSAM(1, sim.SAMOptions{Timing: &sim.SAMTiming{}})
+			m := open(t, s)
+			t.Cleanup(s.ClearFaults) // runs first: a hung SAM is closed unhung
+			return m, &SimModule{SAM: s}
+		},
+		Reopen: func(t *testing.T, old sam.SAM, m Module) sam.SAM {
+			old.Close()
+			return open(t, m.(*SimModule).SAM)
+		},
+		Timeouts: to,
+		Caps:     Caps{SeesRemoval: true},
+	}
+}
+
 // Conformance is the one test body every SAM driver must pass (NATS runs
 // one body over its memory and file stores; this is that for SAM drivers).
 // Each driver's package runs it from a test with a Harness that opens the
