@@ -6,6 +6,7 @@ import (
 	"context"
 	"os"
 	"runtime"
+	"sync"
 	"testing"
 	"time"
 
@@ -84,4 +85,29 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 		}
 		runtime.Gosched()
 	}
+}
+
+// servePTY serves s on the master of a new pty pair whose slave path the
+// driver opens; the serving goroutine is stopped and both ends closed when
+// t ends.
+func servePTY(t *testing.T, s *sim.SAM) (master, slave *os.File, path string) {
+	t.Helper()
+	master, slave, path, err := sim.OpenPTY()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { // owned by t: cancelled and waited for in its cleanup
+		defer wg.Done()
+		s.Serve(ctx, master)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		wg.Wait()
+		master.Close()
+		slave.Close()
+	})
+	return master, slave, path
 }

@@ -135,24 +135,8 @@ func TestHungSAM(t *testing.T) {
 // dropped, and the next command gets its own reply.
 func TestStaleReply(t *testing.T) {
 	checkLeaks(t)
-	master, slave, path, err := sim.OpenPTY()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer slave.Close()
 	s := sim.NewSAM(1, sim.SAMOptions{Timing: instantSAM})
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { // owned by the test: cancel and wait
-		defer wg.Done()
-		s.Serve(ctx, master)
-	}()
-	defer func() {
-		cancel()
-		wg.Wait()
-		master.Close()
-	}()
+	_, slave, path := servePTY(t, s)
 
 	m := open(t, path, serial.Options{Timeouts: samhost.Timeouts{Control: 30 * time.Millisecond}})
 	s.SetSlow(80 * time.Millisecond)
@@ -263,24 +247,8 @@ func TestReopen(t *testing.T) {
 
 func TestBaud(t *testing.T) {
 	checkLeaks(t)
-	master, slave, path, err := sim.OpenPTY()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer master.Close()
-	defer slave.Close()
 	s := sim.NewSAM(1, sim.SAMOptions{Timing: instantSAM})
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { // owned by the test: cancel and wait
-		defer wg.Done()
-		s.Serve(ctx, master)
-	}()
-	defer func() {
-		cancel()
-		wg.Wait()
-	}()
+	master, slave, path := servePTY(t, s)
 
 	codes := map[int]uint32{115200: unix.B115200, 57600: unix.B57600, 38400: unix.B38400, 19200: unix.B19200, 9600: unix.B9600}
 	// check reads the line back through the test's own descriptors: the
