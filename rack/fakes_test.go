@@ -474,6 +474,21 @@ func (h *harness) lease(prefer ...ga467.SAMID) *Lease {
 	return l
 }
 
+// hungRead makes the module on dev hang on reads, starts a Read through
+// lease l in a goroutine and returns once the module holds it; the Read's
+// error arrives on the channel (the goroutine ends with the Read).
+func (h *harness) hungRead(l *Lease, dev string) <-chan error {
+	m := h.hw.module(dev)
+	m.set(func(f *fakeSAM) { f.hang["read"] = true })
+	readErr := make(chan error, 1)
+	go func() {
+		_, err := l.SAM().Read(context.Background(), nil, sam.ReadTextPhoto)
+		readErr <- err
+	}()
+	<-m.hung
+	return readErr
+}
+
 // checkLeaks fails the test if goroutines of this package outlive it.
 // Registered first, it runs after every other cleanup.
 func checkLeaks(t testing.TB) {

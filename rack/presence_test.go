@@ -55,14 +55,7 @@ func TestPresenceRemovedWhileLeased(t *testing.T) {
 	h := newHarness(t, 2, false, nil)
 	h.start()
 	l := h.lease(h.hw.module("dev0").id)
-	m := h.hw.module("dev0")
-	m.set(func(f *fakeSAM) { f.hang["read"] = true })
-	readErr := make(chan error, 1)
-	go func() {
-		_, err := l.SAM().Read(context.Background(), nil, sam.ReadTextPhoto)
-		readErr <- err
-	}()
-	<-m.hung
+	readErr := h.hungRead(l, "dev0")
 	h.r.Presence(0, false)
 	err := <-readErr // no clock advance: the cancellation, not a deadline
 	if !errors.Is(err, sam.ErrGone) || !errors.Is(err, ErrRemoved) || !sam.ModuleFault(err) {
@@ -86,7 +79,7 @@ func TestPresenceRemovedWhileLeased(t *testing.T) {
 	l.Release(err)
 	l.Release(nil)
 	h.waitFor("lease back, SAM closed", func() bool {
-		return len(h.r.leases) == 0 && m.count("close") == 1 && h.r.slots[0].m.act == actIdle
+		return len(h.r.leases) == 0 && h.hw.module("dev0").count("close") == 1 && h.r.slots[0].m.act == actIdle
 	})
 	info := h.want(0, StateAbsent)
 	if info.Busy || info.Failures != 0 {

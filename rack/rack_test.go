@@ -392,15 +392,8 @@ func TestReleaseIdempotentAndUseAfterRelease(t *testing.T) {
 func TestReleaseDuringOperation(t *testing.T) {
 	h := newHarness(t, 1, false, nil)
 	h.start()
-	m := h.hw.module("dev0")
-	m.set(func(f *fakeSAM) { f.hang["read"] = true })
 	l := h.lease()
-	readErr := make(chan error, 1)
-	go func() {
-		_, err := l.SAM().Read(context.Background(), nil, sam.ReadTextPhoto)
-		readErr <- err
-	}()
-	<-m.hung
+	readErr := h.hungRead(l, "dev0")
 	l.Release(nil)
 	if err := <-readErr; !errors.Is(err, sam.ErrTimeout) {
 		t.Fatalf("Read cancelled by Release: %v", err)
@@ -551,20 +544,13 @@ func TestShutdownWithLeases(t *testing.T) {
 func TestShutdownWaitsForOperation(t *testing.T) {
 	h := newHarness(t, 1, false, nil)
 	h.start()
-	m := h.hw.module("dev0")
-	m.set(func(f *fakeSAM) { f.hang["read"] = true })
 	l := h.lease()
-	readErr := make(chan error, 1)
-	go func() {
-		_, err := l.SAM().Read(context.Background(), nil, sam.ReadTextPhoto)
-		readErr <- err
-	}()
-	<-m.hung
+	readErr := h.hungRead(l, "dev0")
 	h.shutdown()
 	if err := <-readErr; !errors.Is(err, sam.ErrTimeout) {
 		t.Fatalf("Read at shutdown: %v", err)
 	}
-	if m.count("close") != 1 {
+	if h.hw.module("dev0").count("close") != 1 {
 		t.Fatal("SAM not closed")
 	}
 	l.Release(nil)
