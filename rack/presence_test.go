@@ -89,7 +89,7 @@ func TestPresenceRemovedWhileLeased(t *testing.T) {
 		t.Fatalf("Stats %+v", st)
 	}
 	// The module back: probed now, and in service.
-	m.set(func(f *fakeSAM) { f.hang["read"] = false })
+	h.hw.module("dev0").set(func(f *fakeSAM) { f.hang["read"] = false })
 	h.r.Presence(0, true)
 	h.want(0, StateEnabled)
 }
