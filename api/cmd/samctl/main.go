@@ -46,19 +46,23 @@ func main() {
 	err := newRoot().ExecuteContext(ctx)
 	stop()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "samctl:", err)
 		var ee *exitError
-		if errors.As(err, &ee) {
+		if !errors.As(err, &ee) || !ee.shown {
+			fmt.Fprintln(os.Stderr, "samctl:", err)
+		}
+		if ee != nil {
 			os.Exit(ee.code)
 		}
 		os.Exit(1)
 	}
 }
 
-// exitError is an error with a process exit code.
+// exitError is an error with a process exit code; shown if the command
+// has printed it already.
 type exitError struct {
-	code int
-	err  error
+	code  int
+	err   error
+	shown bool
 }
 
 func (e *exitError) Error() string { return e.err.Error() }
@@ -147,17 +151,23 @@ func (a *app) health() *cobra.Command {
   2  unreachable: no answer, no usable credentials, or an unexpected answer`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			// One line on stdout whatever happens, for a monitoring check.
+			unreachable := func(err error) error {
+				err = fmt.Errorf("unreachable: %w", err)
+				a.show(cmd, admin.Health{Status: "unreachable", Reason: err.Error()}, func(w io.Writer) { fmt.Fprintln(w, oneLine(err.Error())) })
+				return &exitError{2, err, true}
+			}
 			c, err := a.client()
 			if err != nil {
-				return &exitError{2, fmt.Errorf("unreachable: %w", err)}
+				return unreachable(err)
 			}
 			h, err := c.Health(cmd.Context())
 			switch {
 			case errors.Is(err, admin.ErrUnhealthy):
-				a.show(cmd, h, func(w io.Writer) { fmt.Fprintf(w, "degraded: %s\n", h.Reason) })
-				return &exitError{1, err}
+				a.show(cmd, h, func(w io.Writer) { fmt.Fprintln(w, oneLine("degraded: "+h.Reason)) })
+				return &exitError{1, err, true}
 			case err != nil:
-				return &exitError{2, fmt.Errorf("unreachable: %w", err)}
+				return unreachable(err)
 			}
 			return a.show(cmd, h, func(w io.Writer) { fmt.Fprintln(w, "ok") })
 		},
@@ -564,3 +574,6 @@ func ga467Cmd(a *app) *cobra.Command {
 	g.AddCommand(decode)
 	return g
 }
+
+// oneLine folds s onto one line.
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }

@@ -10,11 +10,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -84,11 +87,14 @@ func samctl(t *testing.T, args ...string) (string, int) {
 	if err == nil {
 		return out.String(), 0
 	}
-	out.WriteString(err.Error())
 	var ee *exitError
 	if errors.As(err, &ee) {
+		if !ee.shown {
+			out.WriteString(err.Error())
+		}
 		return out.String(), ee.code
 	}
+	out.WriteString(err.Error())
 	return out.String(), 1
 }
 
@@ -214,7 +220,7 @@ func TestSamctlHealthExitCodes(t *testing.T) {
 		must(t, 0, "--data", dir, "slot", "drain", strconv.Itoa(s.ID))
 	}
 	out := must(t, 1, "--data", dir, "health")
-	if lines := strings.Split(strings.TrimSpace(out), "\n"); lines[0] != "degraded: no SAM in service" {
+	if out != "degraded: no SAM in service\n" {
 		t.Fatalf("degraded: %q", out)
 	}
 	must(t, 0, "--data", dir, "slot", "enable", "0")
@@ -224,10 +230,91 @@ func TestSamctlHealthExitCodes(t *testing.T) {
 	must(t, 0, "--data", dir, "health")
 	// Unreachable: exit 2.
 	stop()
-	if out := must(t, 2, "--data", dir, "health"); !strings.Contains(out, "unreachable") {
+	if out := must(t, 2, "--data", dir, "health"); !strings.HasPrefix(out, "unreachable: ") || strings.Count(out, "\n") != 1 {
 		t.Fatalf("stopped: %q", out)
 	}
 	if out := must(t, 2, "--data", filepath.Join(dir, "missing"), "health"); !strings.Contains(out, "unreachable: no admin credentials") {
 		t.Fatalf("no credentials: %q", out)
+	}
+}
+
+// Plain HTTP is gone, also on loopback; a non-loopback admin address is
+// accepted but logged at warn.
+func TestAdminTransport(t *testing.T) {
+	isolate(t)
+	var logs bytes.Buffer
+	var mu sync.Mutex
+	a, err := appliance.New(appliance.Config{
+		DataDir: t.TempDir(), Listen: "127.0.0.1:0", Admin: "0.0.0.0:0", SimSAMs: 1,
+		SimTiming: &sim.SAMTiming{Boot: time.Millisecond},
+		Logger:    slog.New(slog.NewTextHandler(lockedWriter{&mu, &logs}, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	mu.Lock()
+	l := logs.String()
+	mu.Unlock()
+	if !strings.Contains(l, "level=WARN") || !strings.Contains(l, "beyond loopback") {
+		t.Fatalf("no warning for 0.0.0.0: %s", l)
+	}
+	if !strings.HasPrefix(a.AdminURL(), "https://127.0.0.1:") {
+		t.Fatalf("admin URL %s", a.AdminURL())
+	}
+	resp, err := http.Get("http://" + strings.TrimPrefix(a.AdminURL(), "https://") + "/v1/slots")
+	if err == nil {
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			t.Fatalf("plain HTTP answered: %s", body)
+		}
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(b)
+}
+
+// The bootstrap admin identity: a reissued certificate rebinds the name
+// (role kept), a revoked identity stays revoked across restarts.
+func TestBootstrapAdmin(t *testing.T) {
+	isolate(t)
+	dir, work := t.TempDir(), t.TempDir()
+	_, stop := startAppliance(t, dir)
+	must(t, 0, "--data", dir, "operator", "add", "root2", "--role", "admin", "--out", filepath.Join(work, "root2.json"))
+	stop()
+	for _, f := range []string{"admin.pem", "admin-key.pem"} {
+		if err := os.Remove(filepath.Join(dir, "pki", f)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a, stop := startAppliance(t, dir)
+	if out := must(t, 0, "--data", dir, "operator", "whoami"); !strings.Contains(out, "samrack-admin (admin)") {
+		t.Fatalf("reissued bootstrap admin: %s", out)
+	}
+	root2 := []string{"--creds", filepath.Join(work, "root2.json"), "--admin", a.AdminURL()}
+	must(t, 0, append(root2, "operator", "revoke", "samrack-admin")...)
+	stop()
+	a, _ = startAppliance(t, dir)
+	if out := must(t, 1, "--data", dir, "slots"); !strings.Contains(out, `"samrack-admin" is revoked`) {
+		t.Fatalf("revoked bootstrap admin after a restart: %s", out)
+	}
+	root2[3] = a.AdminURL()
+	if out := must(t, 1, append(root2, "operator", "revoke", "root2")...); !strings.Contains(out, "last admin") {
+		t.Fatalf("the last admin revoked itself: %s", out)
 	}
 }
