@@ -223,8 +223,10 @@ func (l *Local) Restore(r io.Reader) error {
 			for _, r := range t.readers {
 				e.rdPut = append(e.rdPut, r)
 			}
-			if err := tx.DeleteBucket(bucketOperators); err != nil && !errors.Is(err, bolt.ErrBucketNotFound) {
-				return err
+			if tx.Bucket(bucketOperators) != nil {
+				if err := tx.DeleteBucket(bucketOperators); err != nil {
+					return err
+				}
 			}
 			if err := putOperators(tx, slices.Collect(maps.Values(t.operators))); err != nil {
 				return err
