@@ -22,6 +22,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/samrack/samrack/api/credentials"
@@ -75,6 +76,11 @@ type Server struct {
 
 	hostNames []string
 	hostIPs   []net.IP
+
+	deniedMu      sync.Mutex // guards the three below: the admin.denied rate limit
+	deniedWindow  time.Time
+	deniedN       int
+	deniedDropped int
 }
 
 func (s *Server) now() time.Time {

@@ -21,6 +21,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/samrack/samrack/api/admin"
 	"github.com/samrack/samrack/api/credentials"
@@ -168,11 +169,24 @@ type env struct {
 	srv    *httptest.Server
 	mu     sync.Mutex
 	events []audit.Event
+	clock  time.Time // the server's clock; mu guards it
+}
+
+func (e *env) now() time.Time {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.clock
+}
+
+func (e *env) advance(d time.Duration) {
+	e.mu.Lock()
+	e.clock = e.clock.Add(d)
+	e.mu.Unlock()
 }
 
 func newEnv(t *testing.T) *env {
 	w := getWorld(t)
-	e := &env{t: t, w: w, st: state.NewMemory(), rack: &fakeRack{stats: rack.Stats{Total: 2, Enabled: 2, Idle: 2}}}
+	e := &env{t: t, w: w, st: state.NewMemory(), rack: &fakeRack{stats: rack.Stats{Total: 2, Enabled: 2, Idle: 2}}, clock: time.Now()}
 	ctx := context.Background()
 	apply := func(c *state.Command) {
 		c.Version = state.CommandVersion
@@ -190,6 +204,7 @@ func newEnv(t *testing.T) *env {
 	s := &admin.Server{
 		State: e.st, Rack: e.rack, Readers: provisioner{w.ca, e.st}, ClientCAs: w.ca.Pool(),
 		Hosts:    []string{"samrack", "rack1.example", "192.0.2.7"},
+		Now:      e.now,
 		Record:   func(ev audit.Event) { e.mu.Lock(); e.events = append(e.events, ev); e.mu.Unlock() },
 		HashCard: func(s [8]byte) string { return strings.Repeat("ab", 16) },
 		Audit: func(q audit.Query) ([]audit.Event, error) {
@@ -574,4 +589,36 @@ func FuzzRequest(f *testing.F) {
 			}
 		}
 	})
+}
+
+// Refusals are audited, but at most MaxDeniedPerMinute a minute: a local
+// process without credentials cannot flood the audit log; the next
+// recorded refusal counts the ones left out.
+func TestDeniedRateLimit(t *testing.T) {
+	e := newEnv(t)
+	c := e.client("none")
+	denied := func() int {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		n := 0
+		for _, ev := range e.events {
+			if ev.Kind == "admin.denied" {
+				n++
+			}
+		}
+		return n
+	}
+	for range admin.MaxDeniedPerMinute + 25 {
+		if s, _ := e.do(c, request{method: "GET", path: "/v1/slots"}); s != 401 {
+			t.Fatalf("status %d", s)
+		}
+	}
+	if n := denied(); n != admin.MaxDeniedPerMinute {
+		t.Fatalf("%d refusals recorded in a minute, want %d", n, admin.MaxDeniedPerMinute)
+	}
+	e.advance(time.Minute)
+	e.do(c, request{method: "GET", path: "/v1/slots"})
+	if ev := e.lastEvent(); ev.Kind != "admin.denied" || ev.Count != 25 || !strings.Contains(ev.Detail, "25 refusals not recorded") {
+		t.Fatalf("after the window: %+v", ev)
+	}
 }

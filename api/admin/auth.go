@@ -4,11 +4,13 @@ import (
 	"context"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"mime"
 	"net"
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/samrack/samrack/appliance/audit"
 	"github.com/samrack/samrack/cluster/state"
@@ -189,11 +191,35 @@ func (s *Server) guard(rt route, w http.ResponseWriter, r *http.Request) (*http.
 	return r.WithContext(context.WithValue(r.Context(), ctxKey{}, id)), nil
 }
 
+// MaxDeniedPerMinute bounds the admin.denied events recorded per minute,
+// so that a local process without credentials cannot flood the audit log
+// and push operators' changes out of its retention; the refusals beyond
+// are counted in the next recorded one (Event.Count).
+const MaxDeniedPerMinute = 60
+
 func (s *Server) denied(r *http.Request, actor string, err error) error {
 	var he *Error
-	if s.Record != nil && errors.As(err, &he) {
-		s.Record(audit.Event{Kind: "admin.denied", Actor: actor, Slot: audit.NoSlot, Code: he.Status,
-			Detail: r.Method + " " + r.URL.Path + ": " + he.Msg})
+	if s.Record == nil || !errors.As(err, &he) {
+		return err
 	}
+	now := s.now()
+	s.deniedMu.Lock()
+	if now.Sub(s.deniedWindow) >= time.Minute {
+		s.deniedWindow, s.deniedN = now, 0
+	}
+	s.deniedN++
+	if s.deniedN > MaxDeniedPerMinute {
+		s.deniedDropped++
+		s.deniedMu.Unlock()
+		return err
+	}
+	dropped := s.deniedDropped
+	s.deniedDropped = 0
+	s.deniedMu.Unlock()
+	detail := r.Method + " " + r.URL.Path + ": " + he.Msg
+	if dropped > 0 {
+		detail = fmt.Sprintf("%s (and %d refusals not recorded before it)", detail, dropped)
+	}
+	s.Record(audit.Event{Kind: "admin.denied", Actor: actor, Slot: audit.NoSlot, Code: he.Status, Count: dropped, Detail: detail})
 	return err
 }
