@@ -32,9 +32,11 @@ import (
 // Config of one appliance. The zero value (plus DataDir) is the embedded
 // default: a simulated rack of 8 SAMs, embedded storage, a dev CA.
 type Config struct {
-	DataDir string // state.db, pki/, audit.key, audit.log
+	DataDir string // state.db, pki/, audit.key, audit.log, admin.json
 	Listen  string // reader TLS address; default ":7467"
-	Admin   string // admin HTTP address (loopback); default "127.0.0.1:7480"
+	// Admin is the admin API's HTTPS address (client certificates only);
+	// default "127.0.0.1:7480". Beyond loopback it is logged at warn.
+	Admin string
 	// Advertise is the reader address written into credential bundles;
 	// default the listen address, with 127.0.0.1 for an unspecified host.
 	Advertise string
@@ -56,7 +58,12 @@ type Config struct {
 	Dispatch dispatch.Config
 	// AuditStderr copies audit events to stderr as JSON lines.
 	AuditStderr bool
-	Logger      *slog.Logger
+	// AuditMaxSize bounds the audit log files together (default
+	// DefaultAuditMaxSize); AuditMaxAge deletes rotated files whose newest
+	// event is older (default DefaultAuditMaxAge; negative: no age limit).
+	AuditMaxSize int64
+	AuditMaxAge  time.Duration
+	Logger       *slog.Logger
 }
 
 // Appliance is a wired appliance. New opens its storage and listeners; Run
@@ -123,6 +130,7 @@ func New(cfg Config) (a *Appliance, err error) {
 	if cfg.AuditStderr {
 		acfg.W = os.Stderr
 	}
+	acfg.MaxBytes, acfg.Keep, acfg.MaxAge = auditRetention(cfg.AuditMaxSize, cfg.AuditMaxAge)
 	if a.audit, err = audit.New(acfg); err != nil {
 		return nil, fmt.Errorf("appliance: audit log: %w", err)
 	}
@@ -146,8 +154,11 @@ func New(cfg Config) (a *Appliance, err error) {
 	if a.readers, err = tls.Listen("tcp", cfg.Listen, a.pki.ServerTLS()); err != nil {
 		return nil, fmt.Errorf("appliance: reader listener: %w", err)
 	}
-	if a.admin, err = net.Listen("tcp", cfg.Admin); err != nil {
-		return nil, fmt.Errorf("appliance: admin listener: %w", err)
+	if a.admin, err = a.listenAdmin(); err != nil {
+		return nil, err
+	}
+	if err := a.bootstrapAdmin(); err != nil {
+		return nil, err
 	}
 	return a, nil
 }
@@ -175,8 +186,20 @@ func isNilCloser(c any) bool {
 // ReaderAddr is the address readers connect to.
 func (a *Appliance) ReaderAddr() string { return a.readers.Addr().String() }
 
-// AdminURL is the base URL of the admin API.
-func (a *Appliance) AdminURL() string { return "http://" + a.admin.Addr().String() }
+// AdminURL is the base URL of the admin API (https; an unspecified listen
+// address becomes 127.0.0.1).
+func (a *Appliance) AdminURL() string {
+	host, port, _ := net.SplitHostPort(a.admin.Addr().String())
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return "https://" + net.JoinHostPort(host, port)
+}
+
+// CredentialsPath is the bootstrap admin credentials file (root-only).
+func (a *Appliance) CredentialsPath() string {
+	return filepath.Join(a.cfg.DataDir, admin.CredentialsFile)
+}
 
 // Rack is the appliance's rack.
 func (a *Appliance) Rack() *rack.Rack { return a.rack }
@@ -229,11 +252,7 @@ func (a *Appliance) Run(ctx context.Context) error {
 
 func (a *Appliance) serveAdmin(ctx context.Context) error {
 	srv := &http.Server{
-		Handler: (&admin.Server{
-			State: a.store, Rack: a.rack, Readers: a, Logger: a.log,
-			Audit:    a.audit.Recent,
-			Counters: a.counters,
-		}).Handler(),
+		Handler:           a.adminServer().Handler(),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       5 * time.Minute,
 		WriteTimeout:      5 * time.Minute,
@@ -257,8 +276,14 @@ func (a *Appliance) counters() map[string]any {
 }
 
 // AddReader registers a reader with a fresh key and issues its credential
-// bundle. It implements admin.Provisioner.
+// bundle, on behalf of the appliance itself (tests, tools).
 func (a *Appliance) AddReader(ctx context.Context, serial, cipher, note string) (*credentials.Bundle, error) {
+	return a.AddReaderBy(ctx, serial, cipher, note, "samrackd")
+}
+
+// AddReaderBy is AddReader on behalf of the operator identity by. It
+// implements admin.Provisioner.
+func (a *Appliance) AddReaderBy(ctx context.Context, serial, cipher, note, by string) (*credentials.Bundle, error) {
 	key := make([]byte, state.ReaderKeyLen)
 	if _, err := rand.Read(key); err != nil {
 		return nil, err
@@ -267,14 +292,13 @@ func (a *Appliance) AddReader(ctx context.Context, serial, cipher, note string) 
 	if err != nil {
 		return nil, err
 	}
-	cmd := &state.Command{Version: state.CommandVersion, Op: state.OpPutReader, By: "operator",
+	cmd := &state.Command{Version: state.CommandVersion, Op: state.OpPutReader, By: by,
 		Reader: &state.Reader{Serial: serial, Cipher: cipher, Key: key, Status: state.ReaderActive, Note: note}}
 	if err := a.store.Apply(ctx, cmd); err != nil {
 		return nil, err
 	}
 	b := &credentials.Bundle{Server: a.advertise(), ServerName: pki.ServerName, ReaderSerial: serial, Cipher: cipher,
 		KeyHex: hex.EncodeToString(key), CertPEM: string(certPEM), KeyPEM: string(keyPEM), CAPEM: string(a.pki.CAPEM())}
-	a.audit.Record(audit.Event{Kind: "reader.added", Reader: serial, Slot: audit.NoSlot})
 	return b, nil
 }
 

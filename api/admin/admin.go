@@ -1,8 +1,10 @@
-// Package admin is the appliance's HTTP admin API, served on loopback: the
-// rack's slots and the hardware team's operations on them, the card and
-// reader blacklists, the reader registry (adding a reader issues its
-// credential bundle), the terminal→SAM table, counters and recent audit
-// events. samctl is its client (Client in this package).
+// Package admin is the appliance's admin API, HTTPS with client
+// certificates only (see auth.go for the security model): the rack's slots
+// and the hardware team's operations on them, the card and reader
+// blacklists, the reader registry (adding a reader issues its credential
+// bundle), operator identities and their roles, the terminal→SAM table,
+// counters and the audit trail. Every change is audited with the name of
+// the identity that made it. samctl is its client (Client in this package).
 //
 // Every response is JSON. Errors are {"error": "…"} with a 4xx/5xx status;
 // handlers return errors instead of writing them by hand.
@@ -10,15 +12,17 @@ package admin
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/samrack/samrack/api/credentials"
@@ -41,20 +45,83 @@ type Rack interface {
 	ClearQuarantine(slot int) error
 }
 
-// Provisioner registers readers and issues their credential bundles.
+// Provisioner registers readers and operator identities and issues their
+// credentials; by is the name of the operator asking.
 type Provisioner interface {
-	AddReader(ctx context.Context, serial, cipher, note string) (*credentials.Bundle, error)
+	AddReaderBy(ctx context.Context, serial, cipher, note, by string) (*credentials.Bundle, error)
+	// AddOperator issues an operator certificate and records the identity
+	// (state.OpPutOperator); the Credentials' URL is the appliance's own
+	// view of its admin address (samctl replaces it with the one it used).
+	AddOperator(ctx context.Context, name string, role state.Role, by string) (*Credentials, error)
 }
 
-// Server serves the admin API.
+// Server serves the admin API. State, Rack, Readers and ClientCAs are
+// required.
 type Server struct {
 	State     state.Store
+	Operators state.OperatorReads // identities; default State, which must then implement it
 	Rack      Rack
 	Readers   Provisioner
-	Audit     func(n int) []audit.Event // recent events, newest last
-	Counters  func() map[string]any     // dispatcher and audit counters
+	ClientCAs *x509.CertPool // the installation CA: operator certificates must chain to it
+	// Hosts are the names and IP addresses clients may put in the Host
+	// header (the server certificate's); loopback is always accepted.
+	Hosts     []string
+	Audit     func(q audit.Query) ([]audit.Event, error) // the audit trail, newest first
+	Record    func(audit.Event)                          // records an audit event
+	HashCard  func(serial [8]byte) string                // keyed hash of a card serial for audit events
+	Counters  func() map[string]any                      // dispatcher and audit counters
 	Logger    *slog.Logger
-	MaxImport int64 // bytes of a card list import (default 64 MiB)
+	MaxImport int64            // bytes of a card list import (default 64 MiB)
+	Now       func() time.Time // certificate validity; default time.Now
+
+	hostNames []string
+	hostIPs   []net.IP
+
+	deniedMu      sync.Mutex // guards the three below: the admin.denied rate limit
+	deniedWindow  time.Time
+	deniedN       int
+	deniedDropped int
+}
+
+func (s *Server) now() time.Time {
+	if s.Now != nil {
+		return s.Now()
+	}
+	return time.Now()
+}
+
+func (s *Server) operators() state.OperatorReads {
+	if s.Operators != nil {
+		return s.Operators
+	}
+	if o, ok := s.State.(state.OperatorReads); ok {
+		return o
+	}
+	return noOperators{}
+}
+
+type noOperators struct{}
+
+func (noOperators) Operator(string) (state.Operator, bool) { return state.Operator{}, false }
+func (noOperators) Operators() []state.Operator            { return nil }
+
+func (s *Server) cardHash(serial [8]byte) string {
+	if s.HashCard == nil {
+		return ""
+	}
+	return s.HashCard(serial)
+}
+
+// record adds an audit event for a change made by the request's caller.
+func (s *Server) record(r *http.Request, e audit.Event) {
+	if s.Record == nil {
+		return
+	}
+	e.Actor = s.actor(r)
+	if e.Slot == 0 && !strings.HasPrefix(e.Kind, "slot.") {
+		e.Slot = audit.NoSlot
+	}
+	s.Record(e)
 }
 
 // Error is an error with an HTTP status, safe to show the caller.
@@ -71,27 +138,84 @@ func errorf(status int, format string, a ...any) error {
 
 type handler func(w http.ResponseWriter, r *http.Request) error
 
-// Handler returns the API's http.Handler.
+// route is one endpoint: the role it needs (0: none, /healthz only) and the
+// content type of its body if not JSON.
+type route struct {
+	pattern  string
+	role     state.Role
+	bodyType string
+	fn       handler
+}
+
+// Routes lists the endpoints with the role each needs, for documentation
+// and tests: "METHOD /path" → role (0 for none).
+func (s *Server) Routes() map[string]state.Role {
+	m := map[string]state.Role{}
+	for _, rt := range s.routes() {
+		m[rt.pattern] = rt.role
+	}
+	return m
+}
+
+func (s *Server) routes() []route {
+	const v, o, a = state.RoleViewer, state.RoleOperator, state.RoleAdmin
+	return []route{
+		{"GET /healthz", 0, "", s.healthz},
+		{"GET /v1/health", v, "", s.health},
+		{"GET /v1/whoami", v, "", s.whoami},
+		{"GET /v1/slots", v, "", s.slots},
+		{"POST /v1/slots/{id}/{action}", o, "", s.slotAction},
+		{"GET /v1/blacklist/cards", v, "", s.listCards},
+		{"POST /v1/blacklist/cards", o, "", s.addCards},
+		{"POST /v1/blacklist/cards/import", o, CardListType, s.importCards},
+		{"DELETE /v1/blacklist/cards/{serial}", o, "", s.removeCard},
+		{"GET /v1/blacklist/readers", v, "", s.listReaderBlacklist},
+		{"POST /v1/blacklist/readers", o, "", s.addReaderBlacklist},
+		{"DELETE /v1/blacklist/readers/{serial}", o, "", s.removeReaderBlacklist},
+		{"GET /v1/readers", v, "", s.listReaders},
+		{"POST /v1/readers", a, "", s.addReader},
+		{"DELETE /v1/readers/{serial}", a, "", s.deleteReader},
+		{"POST /v1/readers/{serial}/status", a, "", s.readerStatus},
+		{"PUT /v1/readers/{serial}/affinity", a, "", s.setAffinity},
+		{"GET /v1/operators", v, "", s.listOperators},
+		{"POST /v1/operators", a, "", s.addOperator},
+		{"POST /v1/operators/{name}/role", a, "", s.setOperatorRole},
+		{"DELETE /v1/operators/{name}", a, "", s.revokeOperator},
+		{"GET /v1/stats", v, "", s.stats},
+		{"GET /v1/audit", v, "", s.audit},
+	}
+}
+
+// Handler returns the API's http.Handler. Serve it over TLS with
+// tls.RequestClientCert (the Server verifies the certificate itself, to
+// answer a missing or foreign one with a clear 401 rather than a failed
+// handshake).
 func (s *Server) Handler() http.Handler {
+	s.hostNames, s.hostIPs = nil, nil
+	for _, h := range s.Hosts {
+		if ip := net.ParseIP(h); ip != nil {
+			s.hostIPs = append(s.hostIPs, ip)
+		} else {
+			s.hostNames = append(s.hostNames, strings.TrimSuffix(strings.ToLower(h), "."))
+		}
+	}
 	mux := http.NewServeMux()
-	h := func(pattern string, fn handler) { mux.Handle(pattern, s.wrap(fn)) }
-	h("GET /v1/health", s.health)
-	h("GET /v1/slots", s.slots)
-	h("POST /v1/slots/{id}/{action}", s.slotAction)
-	h("GET /v1/blacklist/cards", s.listCards)
-	h("POST /v1/blacklist/cards", s.addCards)
-	h("POST /v1/blacklist/cards/import", s.importCards)
-	h("DELETE /v1/blacklist/cards/{serial}", s.removeCard)
-	h("GET /v1/blacklist/readers", s.listReaderBlacklist)
-	h("POST /v1/blacklist/readers", s.addReaderBlacklist)
-	h("DELETE /v1/blacklist/readers/{serial}", s.removeReaderBlacklist)
-	h("GET /v1/readers", s.listReaders)
-	h("POST /v1/readers", s.addReader)
-	h("DELETE /v1/readers/{serial}", s.deleteReader)
-	h("POST /v1/readers/{serial}/status", s.readerStatus)
-	h("PUT /v1/readers/{serial}/affinity", s.setAffinity)
-	h("GET /v1/stats", s.stats)
-	h("GET /v1/audit", s.audit)
+	for _, rt := range s.routes() {
+		mux.Handle(rt.pattern, s.wrap(func(w http.ResponseWriter, r *http.Request) error {
+			r, err := s.guard(rt, w, r)
+			if err != nil {
+				return err
+			}
+			return rt.fn(w, r)
+		}))
+	}
+	// Anything else: still Host- and Origin-checked, then 404/405.
+	mux.Handle("/", s.wrap(func(w http.ResponseWriter, r *http.Request) error {
+		if err := s.checkHost(r); err != nil {
+			return err
+		}
+		return errorf(http.StatusNotFound, "no such endpoint: %s %s", r.Method, r.URL.Path)
+	}))
 	return mux
 }
 
@@ -103,13 +227,18 @@ func (s *Server) wrap(fn handler) http.Handler {
 		}
 		status, msg := http.StatusInternalServerError, "internal error"
 		var he *Error
+		var mbe *http.MaxBytesError
 		switch {
+		case errors.As(err, &mbe):
+			status, msg = http.StatusRequestEntityTooLarge, fmt.Sprintf("request body larger than %d bytes", mbe.Limit)
 		case errors.As(err, &he):
 			status, msg = he.Status, he.Msg
 		case errors.Is(err, state.ErrInvalidCommand), errors.Is(err, rack.ErrUnknownSlot), errors.Is(err, rack.ErrNotAllowed):
 			status, msg = http.StatusBadRequest, err.Error()
-		case errors.Is(err, state.ErrUnknownReader):
+		case errors.Is(err, state.ErrUnknownReader), errors.Is(err, state.ErrUnknownOperator):
 			status, msg = http.StatusNotFound, err.Error()
+		case errors.Is(err, state.ErrOperatorRevoked):
+			status, msg = http.StatusConflict, err.Error()
 		default:
 			if s.Logger != nil {
 				s.Logger.Error("admin request failed", "method", r.Method, "path", r.URL.Path, "err", err)
@@ -127,22 +256,66 @@ func writeJSON(w http.ResponseWriter, status int, v any) error {
 	return enc.Encode(v)
 }
 
+// readJSON decodes one JSON value, refusing unknown fields (a "by" field
+// among them: the actor comes from the certificate) and trailing data.
 func readJSON(r *http.Request, v any) error {
-	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
+	dec := json.NewDecoder(r.Body)
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	err := dec.Decode(v)
+	if err == nil && dec.More() {
+		err = errors.New("trailing data after the JSON value")
+	}
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return err
+		}
 		return errorf(http.StatusBadRequest, "bad request body: %v", err)
 	}
 	return nil
 }
 
-func (s *Server) health(w http.ResponseWriter, r *http.Request) error {
+// Health is the answer of /healthz and /v1/health.
+type Health struct {
+	Status string      `json:"status"`           // "ok" or "degraded"
+	Reason string      `json:"reason,omitempty"` // why degraded, one line
+	Rack   *rack.Stats `json:"rack,omitempty"`   // /v1/health only
+}
+
+func (s *Server) healthOf() Health {
 	st := s.Rack.Stats()
-	status := "ok"
+	var reasons []string
 	if st.Idle+st.Busy == 0 {
-		status = "degraded: no SAM in service"
+		reasons = append(reasons, "no SAM in service")
 	}
-	return writeJSON(w, http.StatusOK, map[string]any{"status": status, "rack": st})
+	if st.Quarantined > 0 {
+		reasons = append(reasons, fmt.Sprintf("%d slot(s) quarantined", st.Quarantined))
+	}
+	if len(reasons) == 0 {
+		return Health{Status: "ok", Rack: &st}
+	}
+	return Health{Status: "degraded", Reason: strings.Join(reasons, "; "), Rack: &st}
+}
+
+// healthz is for monitoring without credentials: 200 ok or 503 degraded,
+// with the reason and nothing else.
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) error {
+	h := s.healthOf()
+	h.Rack = nil
+	status := http.StatusOK
+	if h.Status != "ok" {
+		status = http.StatusServiceUnavailable
+	}
+	return writeJSON(w, status, h)
+}
+
+func (s *Server) health(w http.ResponseWriter, r *http.Request) error {
+	return writeJSON(w, http.StatusOK, s.healthOf())
+}
+
+func (s *Server) whoami(w http.ResponseWriter, r *http.Request) error {
+	id, _ := IdentityOf(r.Context())
+	return writeJSON(w, http.StatusOK, map[string]string{"operator": id.Name, "role": id.Role.String()})
 }
 
 // Slot is the JSON form of a slot.
@@ -214,6 +387,7 @@ func (s *Server) slotAction(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	s.record(r, audit.Event{Kind: "slot." + r.PathValue("action"), Slot: id})
 	for _, i := range s.Rack.Slots() {
 		if i.ID == id {
 			return writeJSON(w, http.StatusOK, slotJSON(i))
@@ -279,7 +453,6 @@ func (s *Server) listCards(w http.ResponseWriter, r *http.Request) error {
 type AddCards struct {
 	Cards  []string `json:"cards"`
 	Reason string   `json:"reason"`
-	By     string   `json:"by,omitempty"`
 }
 
 func (s *Server) addCards(w http.ResponseWriter, r *http.Request) error {
@@ -290,7 +463,10 @@ func (s *Server) addCards(w http.ResponseWriter, r *http.Request) error {
 	if len(req.Cards) == 0 {
 		return errorf(http.StatusBadRequest, "no cards")
 	}
-	cmd := &state.Command{Version: state.CommandVersion, Op: state.OpAddCards, Reason: req.Reason, By: by(req.By)}
+	if req.Reason == "" {
+		req.Reason = "blacklisted"
+	}
+	cmd := &state.Command{Version: state.CommandVersion, Op: state.OpAddCards, Reason: req.Reason, By: s.actor(r)}
 	for _, c := range req.Cards {
 		serial, err := parseSerial(c)
 		if err != nil {
@@ -301,14 +477,8 @@ func (s *Server) addCards(w http.ResponseWriter, r *http.Request) error {
 	if err := s.State.Apply(r.Context(), cmd); err != nil {
 		return err
 	}
+	s.record(r, audit.Event{Kind: "blacklist.card.add", Count: len(cmd.Cards), Detail: "reason: " + req.Reason})
 	return writeJSON(w, http.StatusOK, map[string]int{"added": len(cmd.Cards), "count": s.State.CardCount()})
-}
-
-func by(s string) string {
-	if s == "" {
-		return "operator"
-	}
-	return s
 }
 
 func (s *Server) importCards(w http.ResponseWriter, r *http.Request) error {
@@ -316,19 +486,38 @@ func (s *Server) importCards(w http.ResponseWriter, r *http.Request) error {
 	if max <= 0 {
 		max = 64 << 20
 	}
+	for k := range r.URL.Query() {
+		if k != "reason" {
+			return errorf(http.StatusBadRequest, "unknown parameter %q (the actor is taken from your certificate)", k)
+		}
+	}
 	entries, err := state.ParseCardListEntries(http.MaxBytesReader(w, r.Body, max))
 	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return err
+		}
 		return errorf(http.StatusBadRequest, "%v", err)
+	}
+	if len(entries) == 0 {
+		return errorf(http.StatusBadRequest, "the card list holds no cards")
 	}
 	reason := r.URL.Query().Get("reason")
 	if reason == "" {
 		reason = "imported"
 	}
-	for _, cmd := range state.CardCommands(entries, reason, by(r.URL.Query().Get("by"))) {
+	before := s.State.CardCount()
+	applied := 0
+	for _, cmd := range state.CardCommands(entries, reason, s.actor(r)) {
 		if err := s.State.Apply(r.Context(), cmd); err != nil {
+			s.record(r, audit.Event{Kind: "blacklist.card.import", Count: applied,
+				Detail: fmt.Sprintf("failed after %d of %d cards: %v", applied, len(entries), err)})
 			return err
 		}
+		applied += len(cmd.Cards)
 	}
+	s.record(r, audit.Event{Kind: "blacklist.card.import", Count: len(entries),
+		Detail: fmt.Sprintf("%d new, %d on the list", s.State.CardCount()-before, s.State.CardCount())})
 	return writeJSON(w, http.StatusOK, map[string]int{"added": len(entries), "count": s.State.CardCount()})
 }
 
@@ -340,10 +529,11 @@ func (s *Server) removeCard(w http.ResponseWriter, r *http.Request) error {
 	if _, ok := s.State.CardBlacklisted(serial); !ok {
 		return errorf(http.StatusNotFound, "card %s is not on the blacklist", r.PathValue("serial"))
 	}
-	cmd := &state.Command{Version: state.CommandVersion, Op: state.OpRemoveCards, Cards: []state.CardSerial{serial}, By: "operator"}
+	cmd := &state.Command{Version: state.CommandVersion, Op: state.OpRemoveCards, Cards: []state.CardSerial{serial}, By: s.actor(r)}
 	if err := s.State.Apply(r.Context(), cmd); err != nil {
 		return err
 	}
+	s.record(r, audit.Event{Kind: "blacklist.card.remove", Count: 1, Card: s.cardHash(serial)})
 	return writeJSON(w, http.StatusOK, map[string]int{"removed": 1, "count": s.State.CardCount()})
 }
 
@@ -369,18 +559,23 @@ func (s *Server) addReaderBlacklist(w http.ResponseWriter, r *http.Request) erro
 	if err := readJSON(r, &req); err != nil {
 		return err
 	}
-	cmd := &state.Command{Version: state.CommandVersion, Op: state.OpAddReaderBlacklist, Serial: req.Serial, Reason: req.Reason, By: "operator"}
+	cmd := &state.Command{Version: state.CommandVersion, Op: state.OpAddReaderBlacklist, Serial: req.Serial, Reason: req.Reason, By: s.actor(r)}
 	if err := s.State.Apply(r.Context(), cmd); err != nil {
 		return err
 	}
+	s.record(r, audit.Event{Kind: "blacklist.reader.add", Reader: req.Serial, Count: 1, Detail: "reason: " + req.Reason})
 	return writeJSON(w, http.StatusOK, req)
 }
 
 func (s *Server) removeReaderBlacklist(w http.ResponseWriter, r *http.Request) error {
-	cmd := &state.Command{Version: state.CommandVersion, Op: state.OpRemoveReaderBlacklist, Serial: r.PathValue("serial"), By: "operator"}
+	if !s.State.ReaderBlacklisted(r.PathValue("serial")) {
+		return errorf(http.StatusNotFound, "reader %s is not on the reader blacklist", r.PathValue("serial"))
+	}
+	cmd := &state.Command{Version: state.CommandVersion, Op: state.OpRemoveReaderBlacklist, Serial: r.PathValue("serial"), By: s.actor(r)}
 	if err := s.State.Apply(r.Context(), cmd); err != nil {
 		return err
 	}
+	s.record(r, audit.Event{Kind: "blacklist.reader.remove", Reader: cmd.Serial, Count: 1})
 	return writeJSON(w, http.StatusOK, map[string]string{"removed": cmd.Serial})
 }
 
@@ -434,10 +629,11 @@ func (s *Server) addReader(w http.ResponseWriter, r *http.Request) error {
 	if _, exists := s.State.Reader(req.Serial); exists {
 		return errorf(http.StatusConflict, "reader %s is already registered (delete it first to re-issue)", req.Serial)
 	}
-	b, err := s.Readers.AddReader(r.Context(), req.Serial, req.Cipher, req.Note)
+	b, err := s.Readers.AddReaderBy(r.Context(), req.Serial, req.Cipher, req.Note, s.actor(r))
 	if err != nil {
 		return err
 	}
+	s.record(r, audit.Event{Kind: "reader.add", Reader: req.Serial, Detail: "cipher " + req.Cipher})
 	return writeJSON(w, http.StatusCreated, b)
 }
 
@@ -446,10 +642,11 @@ func (s *Server) deleteReader(w http.ResponseWriter, r *http.Request) error {
 	if _, ok := s.State.Reader(serial); !ok {
 		return errorf(http.StatusNotFound, "reader %s is not registered", serial)
 	}
-	cmd := &state.Command{Version: state.CommandVersion, Op: state.OpDeleteReader, Serial: serial, By: "operator"}
+	cmd := &state.Command{Version: state.CommandVersion, Op: state.OpDeleteReader, Serial: serial, By: s.actor(r)}
 	if err := s.State.Apply(r.Context(), cmd); err != nil {
 		return err
 	}
+	s.record(r, audit.Event{Kind: "reader.remove", Reader: serial})
 	return writeJSON(w, http.StatusOK, map[string]string{"deleted": serial})
 }
 
@@ -468,16 +665,12 @@ func (s *Server) readerStatus(w http.ResponseWriter, r *http.Request) error {
 		return errorf(http.StatusBadRequest, "status %q: want active, suspended or blacklisted", req.Status)
 	}
 	serial := r.PathValue("serial")
-	cmd := &state.Command{Version: state.CommandVersion, Op: state.OpSetReaderStatus, Serial: serial, Status: st, By: "operator"}
+	before, _ := s.State.Reader(serial)
+	cmd := &state.Command{Version: state.CommandVersion, Op: state.OpSetReaderStatus, Serial: serial, Status: st, By: s.actor(r)}
 	if err := s.State.Apply(r.Context(), cmd); err != nil {
 		return err
 	}
-	if st == state.ReaderActive {
-		reset := &state.Command{Version: state.CommandVersion, Op: state.OpResetAuthFailures, Serial: serial, By: "operator"}
-		if err := s.State.Apply(r.Context(), reset); err != nil {
-			return err
-		}
-	}
+	s.record(r, audit.Event{Kind: "reader.status", Reader: serial, Detail: before.Status.String() + " -> " + st.String()})
 	rd, _ := s.State.Reader(serial)
 	return writeJSON(w, http.StatusOK, s.readerInfo(rd))
 }
@@ -493,7 +686,7 @@ func (s *Server) setAffinity(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	serial := r.PathValue("serial")
-	cmd := &state.Command{Version: state.CommandVersion, Op: state.OpClearAffinity, Serial: serial, By: "operator"}
+	cmd := &state.Command{Version: state.CommandVersion, Op: state.OpClearAffinity, Serial: serial, By: s.actor(r)}
 	if len(req.SAMs) > 0 {
 		cmd.Op = state.OpSetAffinity
 		for _, s := range req.SAMs {
@@ -507,6 +700,7 @@ func (s *Server) setAffinity(w http.ResponseWriter, r *http.Request) error {
 	if err := s.State.Apply(r.Context(), cmd); err != nil {
 		return err
 	}
+	s.record(r, audit.Event{Kind: "reader.affinity", Reader: serial, Count: len(cmd.SAMs)})
 	rd, ok := s.State.Reader(serial)
 	if !ok {
 		return writeJSON(w, http.StatusOK, map[string]any{"serial": serial, "sams": req.SAMs})
@@ -524,17 +718,44 @@ func (s *Server) stats(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, http.StatusOK, out)
 }
 
+// audit answers GET /v1/audit?kind=&actor=&since=&until=&n= (times in
+// RFC 3339), newest first.
 func (s *Server) audit(w http.ResponseWriter, r *http.Request) error {
-	n := 50
-	if q := r.URL.Query().Get("n"); q != "" {
-		v, err := strconv.Atoi(q)
-		if err != nil || v < 1 || v > 10000 {
-			return errorf(http.StatusBadRequest, "n must be 1..10000")
+	q := audit.Query{N: 50}
+	p := r.URL.Query()
+	for k := range p {
+		switch k {
+		case "n", "kind", "actor", "since", "until":
+		default:
+			return errorf(http.StatusBadRequest, "unknown parameter %q (n, kind, actor, since, until)", k)
 		}
-		n = v
+	}
+	if v := p.Get("n"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > audit.MaxQuery {
+			return errorf(http.StatusBadRequest, "n must be 1..%d", audit.MaxQuery)
+		}
+		q.N = n
+	}
+	q.Kind, q.Actor = p.Get("kind"), p.Get("actor")
+	for _, t := range []struct {
+		name string
+		dst  *time.Time
+	}{{"since", &q.Since}, {"until", &q.Until}} {
+		if v := p.Get(t.name); v != "" {
+			tm, err := time.Parse(time.RFC3339Nano, v)
+			if err != nil {
+				return errorf(http.StatusBadRequest, "%s %q: want an RFC 3339 time such as 2026-01-02T15:04:05Z", t.name, v)
+			}
+			*t.dst = tm
+		}
 	}
 	if s.Audit == nil {
 		return writeJSON(w, http.StatusOK, []audit.Event{})
 	}
-	return writeJSON(w, http.StatusOK, s.Audit(n))
+	evs, err := s.Audit(q)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, evs)
 }

@@ -65,6 +65,11 @@ type Event struct {
 	Code     int           `json:"code,omitempty"` // error code sent to the reader, 0 if none
 	Detail   string        `json:"detail,omitempty"`
 	Duration time.Duration `json:"duration_ns,omitempty"`
+	// Actor is the operator identity that made a change, taken from its
+	// verified client certificate by the admin API (never from a request
+	// body); "samrackd" for the daemon's own configuration events.
+	Actor string `json:"actor,omitempty"`
+	Count int    `json:"count,omitempty"` // how many things a change touched (cards added, removed, imported)
 }
 
 // Limits applied by Log.Record.
@@ -153,12 +158,16 @@ func LoadOrCreateKey(path string) ([]byte, error) {
 
 // Config configures a Log. The zero Config keeps events in memory only.
 type Config struct {
-	W        io.Writer        // JSON lines, if not nil (e.g. the journal via stderr)
-	File     string           // JSON lines appended to this file, if not ""
-	MaxBytes int64            // rotate File beyond this size; default 64 MiB
-	Keep     int              // rotated files kept (File.1 … File.Keep); default 3
-	Ring     int              // events kept for Recent; default 1024
-	Now      func() time.Time // fills Event.Time when zero; default time.Now
+	W        io.Writer // JSON lines, if not nil (e.g. the journal via stderr)
+	File     string    // JSON lines appended to this file, if not ""
+	MaxBytes int64     // rotate File beyond this size; default 64 MiB
+	Keep     int       // rotated files kept (File.1 … File.Keep); default 3
+	// MaxAge deletes a rotated file once its newest event is older than
+	// this (checked at open and at each rotation); 0 keeps files by
+	// MaxBytes and Keep only.
+	MaxAge time.Duration
+	Ring   int              // events kept for Recent; default 1024
+	Now    func() time.Time // fills Event.Time when zero; default time.Now
 }
 
 // Log is the audit log. Safe for concurrent use; it starts no goroutines.
@@ -195,6 +204,7 @@ func New(cfg Config) (*Log, error) {
 		if err := l.openLocked(); err != nil {
 			return nil, err
 		}
+		l.pruneLocked()
 	}
 	return l, nil
 }
@@ -225,6 +235,7 @@ func (l *Log) rotateLocked() error {
 	if err := os.Rename(l.cfg.File, l.cfg.File+".1"); err != nil {
 		return err
 	}
+	l.pruneLocked()
 	return l.openLocked()
 }
 
@@ -295,6 +306,7 @@ func (l *Log) sanitize(e Event) Event {
 		e.Kind = "unknown"
 	}
 	e.Reader = clean(e.Reader, maxField)
+	e.Actor = clean(e.Actor, maxField)
 	e.SAMID = clean(e.SAMID, maxField)
 	if e.Card != "" && !isCardHash(e.Card) {
 		e.Card = "invalid"

@@ -1,15 +1,21 @@
-// Package pki is the development-mode PKI of a single-node appliance: a
-// local ECDSA P-256 CA, the appliance's server certificate, an admin client
-// certificate, and reader client certificates issued on demand (what
-// `samctl reader add` puts in a reader's credential bundle). Production
-// deployments bring their own CA; the TLS policy (TLS 1.3, client
-// certificates required and verified) is the same.
+// Package pki is the installation's CA: one local ECDSA P-256 CA is the
+// root of every identity the product has — the appliance's server
+// certificate, the bootstrap admin certificate, operator certificates
+// (OrganizationalUnit "operator", issued by `samctl operator add`) and
+// reader certificates (OrganizationalUnit "reader", what `samctl reader
+// add` puts in a reader's credential bundle); appliance node certificates
+// of a cluster will come from it too. The TLS policy is TLS 1.3 with client
+// certificates verified against this CA.
 //
-// Files in the directory (0600, the directory 0700):
+// Files in the directory (each 0600, the directory 0700; a key file that
+// others can read is refused):
 //
-//	ca.pem ca-key.pem          the CA, 10 years
+//	ca.pem ca-key.pem          the CA, 10 years; ca-key.pem signs every identity: guard it
 //	server.pem server-key.pem  the appliance, reissued when hosts change or expiry nears
-//	admin.pem admin-key.pem    the admin client (samctl)
+//	admin.pem admin-key.pem    the bootstrap admin identity (operator "samrack-admin", role admin)
+//
+// Operator and reader keys are not kept: they go into the credentials
+// file written for their holder.
 package pki
 
 import (
@@ -48,9 +54,10 @@ var (
 
 // Names and lifetimes.
 const (
-	ServerName   = "samrack" // DNS name always in the server certificate; readers' default ServerName
-	ReaderOU     = "reader"  // OrganizationalUnit of reader certificates
-	AdminOU      = "admin"   // OrganizationalUnit of the admin certificate
+	ServerName   = "samrack"  // DNS name always in the server certificate; readers' default ServerName
+	ReaderOU     = "reader"   // OrganizationalUnit of reader certificates
+	AdminOU      = "admin"    // OrganizationalUnit of the bootstrap admin certificate
+	OperatorOU   = "operator" // OrganizationalUnit of operator certificates
 	AdminCN      = "samrack-admin"
 	caLifetime   = 10 * 365 * 24 * time.Hour
 	leafLifetime = 3 * 365 * 24 * time.Hour
@@ -267,6 +274,36 @@ func (p *PKI) IssueReader(serial string) (certPEM, keyPEM []byte, err error) {
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 	})
 }
+
+// IssueOperator issues an operator's client certificate: CommonName = the
+// operator name, OrganizationalUnit "operator", ExtKeyUsageClientAuth. The
+// key is not kept; the role is not in the certificate (it lives in the
+// state, so it can change without reissuing).
+func (p *PKI) IssueOperator(name string) (certPEM, keyPEM []byte, err error) {
+	if name == "" || len(name) > 64 {
+		return nil, nil, fmt.Errorf("pki: operator name %q must be 1–64 characters", name)
+	}
+	return p.issue(&x509.Certificate{
+		Subject:     pkix.Name{CommonName: name, OrganizationalUnit: []string{OperatorOU}, Organization: []string{organization}},
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	})
+}
+
+// Admin returns the bootstrap admin certificate and its key in PEM form
+// (what the appliance writes into its admin credentials file).
+func (p *PKI) Admin() (cert *x509.Certificate, certPEM, keyPEM []byte, err error) {
+	certPEM, err = os.ReadFile(filepath.Join(p.dir, adminFile))
+	if err == nil {
+		keyPEM, err = os.ReadFile(filepath.Join(p.dir, adminKeyFile))
+	}
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("pki: %w", err)
+	}
+	return p.admin.Leaf, certPEM, keyPEM, nil
+}
+
+// Server returns the appliance's server certificate and key.
+func (p *PKI) Server() tls.Certificate { return p.server }
 
 // CAPEM returns the CA certificate in PEM form (for reader bundles and samctl).
 func (p *PKI) CAPEM() []byte { return slices.Clone(p.caPEM) }

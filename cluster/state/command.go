@@ -148,6 +148,7 @@ type Command struct {
 	Status    ReaderStatus  `json:"status,omitempty"`
 	Threshold int           `json:"threshold,omitempty"`
 	SAMs      []ga467.SAMID `json:"sams,omitempty"`
+	Operator  *Operator     `json:"operator,omitempty"` // operator ops (operators.go)
 }
 
 func invalid(format string, a ...any) error {
@@ -172,6 +173,12 @@ func (c *Command) Validate() error {
 	}
 	if err := checkText("by", c.By, MaxByLen); err != nil {
 		return err
+	}
+	if isOperatorOp(c.Op) {
+		return c.validateOperatorCommand()
+	}
+	if c.Operator != nil {
+		return invalid("%s: unexpected operator", c.Op)
 	}
 	// Fields each op uses; everything else must be zero.
 	var cards, reason, serial, reader, status, threshold, sams bool

@@ -22,6 +22,14 @@ var (
 	// names the line number.
 	ErrBadCardList = errors.New("state: bad card list")
 
+	// ErrUnknownOperator is the deterministic outcome of setting the role
+	// of, or revoking, an operator identity that does not exist.
+	ErrUnknownOperator = errors.New("state: unknown operator")
+
+	// ErrOperatorRevoked is the deterministic outcome of changing a revoked
+	// operator identity: names of revoked identities are not reused.
+	ErrOperatorRevoked = errors.New("state: operator revoked")
+
 	// ErrClosed reports use of a closed Store.
 	ErrClosed = errors.New("state: store closed")
 )

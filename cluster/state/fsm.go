@@ -24,18 +24,20 @@ type FSM struct {
 
 // tables is the whole state.
 type tables struct {
-	cards    *cardSet
-	readerBL map[string]string        // reader serial → reason
-	readers  map[string]Reader        // serial → reader
-	affinity map[string][]ga467.SAMID // reader serial → SAMs to serve it first
+	cards     *cardSet
+	readerBL  map[string]string        // reader serial → reason
+	readers   map[string]Reader        // serial → reader
+	affinity  map[string][]ga467.SAMID // reader serial → SAMs to serve it first
+	operators map[string]Operator      // name → operator identity (operators.go)
 }
 
 func newTables() tables {
 	return tables{
-		cards:    newCardSet(),
-		readerBL: map[string]string{},
-		readers:  map[string]Reader{},
-		affinity: map[string][]ga467.SAMID{},
+		cards:     newCardSet(),
+		readerBL:  map[string]string{},
+		readers:   map[string]Reader{},
+		affinity:  map[string][]ga467.SAMID{},
+		operators: map[string]Operator{},
 	}
 }
 
@@ -68,6 +70,7 @@ type effect struct {
 	rdDel  []string
 	affPut map[string][]ga467.SAMID
 	affDel []string
+	opPut  []Operator // operator identities
 }
 
 // apply plans c, persists the effect (if persist is not nil) and swaps it
@@ -166,6 +169,8 @@ func (f *FSM) planLocked(c *Command) (*effect, error) {
 		e.affPut = map[string][]ga467.SAMID{c.Serial: slices.Clone(c.SAMs)}
 	case OpClearAffinity:
 		e.affDel = []string{c.Serial}
+	case OpPutOperator, OpSetOperatorRole, OpRevokeOperator:
+		return f.planOperatorLocked(c)
 	default:
 		return nil, fmt.Errorf("%w: unknown op %q", ErrInvalidCommand, c.Op)
 	}
@@ -208,6 +213,9 @@ func (f *FSM) commitLocked(e *effect) {
 	}
 	for _, s := range e.affDel {
 		delete(t.affinity, s)
+	}
+	for _, o := range e.opPut {
+		t.operators[o.Name] = o
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -131,7 +132,10 @@ func (l *Local) persist(e *effect) error {
 				}
 			}
 		}
-		return putTables(tx, e)
+		if err := putTables(tx, e); err != nil {
+			return err
+		}
+		return putOperators(tx, e.opPut)
 	})
 	if err != nil {
 		return fmt.Errorf("state: commit: %w", err)
@@ -218,6 +222,14 @@ func (l *Local) Restore(r io.Reader) error {
 			e := &effect{blPut: t.readerBL, affPut: t.affinity}
 			for _, r := range t.readers {
 				e.rdPut = append(e.rdPut, r)
+			}
+			if tx.Bucket(bucketOperators) != nil {
+				if err := tx.DeleteBucket(bucketOperators); err != nil {
+					return err
+				}
+			}
+			if err := putOperators(tx, slices.Collect(maps.Values(t.operators))); err != nil {
+				return err
 			}
 			return putTables(tx, e)
 		})
@@ -337,5 +349,8 @@ func loadTables(tx *bolt.Tx) (tables, error) {
 		t.affinity[string(k)] = ids
 		return nil
 	})
-	return t, err
+	if err != nil {
+		return t, err
+	}
+	return t, loadOperators(tx, &t)
 }

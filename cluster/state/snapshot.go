@@ -15,7 +15,7 @@ import (
 	"github.com/samrack/samrack/drivers/ga467"
 )
 
-// Snapshot format, version 1. All integers are unsigned varints unless
+// Snapshot format, version 2 (version 1 is read too: no operators). All integers are unsigned varints unless
 // noted; strings are a length and bytes; everything is in key order, so
 // equal states give equal bytes.
 //
@@ -25,10 +25,11 @@ import (
 //	reader blacklist: n × (serial, reason)
 //	readers: n × (serial, cipher, key, status, created-at signed varint, failed auth, note)
 //	affinity: n × (serial, k, k × 16-byte SAM ID)
+//	operators (version 2): see writeOperators in operators.go
 //	CRC-32C of all of the above, 4 bytes big-endian
 const (
 	snapMagic   = "SAMRACK-STATE\x00"
-	snapVersion = 1
+	snapVersion = 2
 )
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
@@ -49,6 +50,7 @@ func (f *FSM) Snapshot(w io.Writer) error {
 		rd[k] = r.clone()
 	}
 	aff := maps.Clone(f.t.affinity) // values are never modified in place
+	ops := maps.Clone(f.t.operators)
 	f.mu.RUnlock()
 
 	sw := &snapWriter{w: bufio.NewWriterSize(w, 1<<16), crc: crc32.New(crcTable)}
@@ -108,6 +110,7 @@ func (f *FSM) Snapshot(w io.Writer) error {
 			sw.raw(id.Bytes())
 		}
 	}
+	writeOperators(sw, ops)
 	if sw.err != nil {
 		return fmt.Errorf("state: snapshot: %w", sw.err)
 	}
@@ -266,8 +269,9 @@ func readSnapshot(r io.Reader) (*tables, error) {
 	if string(s.raw(len(snapMagic))) != snapMagic {
 		s.fail("not a samrack state snapshot")
 	}
-	if v := s.uint(); s.err == nil && v != snapVersion {
-		s.fail("version %d, want %d", v, snapVersion)
+	v := s.uint()
+	if s.err == nil && v != snapVersion && v != 1 {
+		s.fail("version %d, want 1 or %d", v, snapVersion)
 	}
 	t := newTables()
 	cs := t.cards
@@ -341,6 +345,11 @@ func readSnapshot(r io.Reader) (*tables, error) {
 			return nil, s.err
 		}
 		t.affinity[serial] = ids
+	}
+	if v >= 2 { // version 1 has no operators
+		if err := readOperators(s, &t); err != nil {
+			return nil, err
+		}
 	}
 	if s.err != nil {
 		return nil, s.err

@@ -1,18 +1,28 @@
 // Command samctl is the operator CLI of a samrack appliance: the rack's
-// slots, the card and reader blacklists, the reader registry, and
-// `samctl ga467 decode` for a hardware team's captured frames. It talks to
-// the appliance's admin API on loopback (--admin, or $SAMRACK_ADMIN).
+// slots, the card and reader blacklists, the reader registry, operator
+// identities, the audit trail, and `samctl ga467 decode` for a hardware
+// team's captured frames. It talks to the admin API over HTTPS with the
+// client certificate of an admin credentials file, found in this order:
+//
+//	--creds FILE                                   an operator's credentials file
+//	--profile NAME                                 ~/.config/samrack/profiles/NAME.json (a workstation)
+//	--data DIR or $SAMRACK_DATA                    DIR/admin.json, the daemon's bootstrap admin credentials
+//	/var/lib/samrack/admin.json, then /var/lib/samrack-dev/admin.json (`make run`)
+//
+// --admin (or $SAMRACK_ADMIN) overrides the address in the file.
 package main
 
 import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/url"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -26,25 +36,81 @@ import (
 	"github.com/samrack/samrack/drivers/ga467"
 )
 
-// DefaultAdmin is where samrackd serves the admin API by default.
-const DefaultAdmin = "http://127.0.0.1:7480"
+// DefaultDataDirs are where samctl looks for the bootstrap admin
+// credentials when neither --creds, --profile nor --data says: the
+// production data directory, then the one of `make run`.
+var DefaultDataDirs = []string{"/var/lib/samrack", "/var/lib/samrack-dev"}
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := newRoot().ExecuteContext(ctx)
 	stop()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "samctl:", err)
+		var ee *exitError
+		if !errors.As(err, &ee) || !ee.shown {
+			fmt.Fprintln(os.Stderr, "samctl:", err)
+		}
+		if ee != nil {
+			os.Exit(ee.code)
+		}
 		os.Exit(1)
 	}
 }
 
+// exitError is an error with a process exit code; shown if the command
+// has printed it already.
+type exitError struct {
+	code  int
+	err   error
+	shown bool
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
 type app struct {
 	adminURL string
+	creds    string
+	profile  string
+	dataDir  string
 	asJSON   bool
 }
 
-func (a *app) client() *admin.Client { return admin.NewClient(a.adminURL) }
+// credsPath finds the credentials file (see the package comment).
+func (a *app) credsPath() (string, error) {
+	if a.creds == "" && a.profile != "" {
+		if strings.ContainsAny(a.profile, `/\`) || strings.HasPrefix(a.profile, ".") {
+			return "", fmt.Errorf("profile %q: a name, not a path (use --creds for a file)", a.profile)
+		}
+		dir, err := os.UserConfigDir()
+		if err != nil {
+			return "", err
+		}
+		return filepath.Join(dir, "samrack", "profiles", a.profile+".json"), nil
+	}
+	return admin.FindCredentials(a.creds, a.dataDir, DefaultDataDirs...)
+}
+
+func (a *app) client() (*admin.Client, error) {
+	path, err := a.credsPath()
+	if err != nil {
+		return nil, err
+	}
+	c, err := admin.LoadCredentials(path)
+	if err != nil {
+		return nil, err
+	}
+	return admin.NewClient(c, a.adminURL)
+}
+
+// do calls the admin API (admin.Client.Do).
+func (a *app) do(ctx context.Context, method, path string, body, out any) error {
+	c, err := a.client()
+	if err != nil {
+		return err
+	}
+	return c.Do(ctx, method, path, body, out)
+}
 
 // show prints v as JSON with --json, else calls human.
 func (a *app) show(cmd *cobra.Command, v any, human func(w io.Writer)) error {
@@ -59,39 +125,51 @@ func (a *app) show(cmd *cobra.Command, v any, human func(w io.Writer)) error {
 
 func newRoot() *cobra.Command {
 	a := &app{}
-	def := os.Getenv("SAMRACK_ADMIN")
-	if def == "" {
-		def = DefaultAdmin
-	}
 	root := &cobra.Command{
 		Use:           "samctl",
-		Short:         "Operate a samrack appliance: slots, blacklists, readers, GA 467 frames",
+		Short:         "Operate a samrack appliance: slots, blacklists, readers, operators, audit, GA 467 frames",
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.PersistentFlags().StringVar(&a.adminURL, "admin", def, "admin API of the appliance ($SAMRACK_ADMIN)")
-	root.PersistentFlags().BoolVar(&a.asJSON, "json", false, "print JSON")
-	root.AddCommand(a.health(), a.slots(), a.slot(), a.blacklist(), a.reader(), a.stats(), a.audit(), ga467Cmd(a), a.probe(), a.rackCmd())
+	pf := root.PersistentFlags()
+	pf.StringVar(&a.adminURL, "admin", os.Getenv("SAMRACK_ADMIN"), "admin API address, host:port or https://host:port; default the credentials file's ($SAMRACK_ADMIN)")
+	pf.StringVar(&a.creds, "creds", os.Getenv("SAMRACK_CREDS"), "admin credentials file ($SAMRACK_CREDS)")
+	pf.StringVar(&a.profile, "profile", os.Getenv("SAMRACK_PROFILE"), "credentials in ~/.config/samrack/profiles/NAME.json ($SAMRACK_PROFILE)")
+	pf.StringVar(&a.dataDir, "data", os.Getenv("SAMRACK_DATA"), "the appliance's data directory, for its admin.json ($SAMRACK_DATA; default /var/lib/samrack, then /var/lib/samrack-dev)")
+	pf.BoolVar(&a.asJSON, "json", false, "print JSON")
+	root.AddCommand(a.health(), a.slots(), a.slot(), a.blacklist(), a.reader(), a.operator(), a.stats(), a.audit(), ga467Cmd(a), a.probe(), a.rackCmd())
 	return root
 }
 
 func (a *app) health() *cobra.Command {
 	return &cobra.Command{
 		Use:   "health",
-		Short: "Check the appliance answers and has SAMs in service",
-		Args:  cobra.NoArgs,
+		Short: "Check the appliance: exit 0 healthy, 1 degraded, 2 unreachable, the reason on one line",
+		Long: `Asks /healthz and prints one line. Exit status, for a monitoring check:
+  0  ok
+  1  degraded: no SAM in service, or a quarantined slot (the reason says which)
+  2  unreachable: no answer, no usable credentials, or an unexpected answer`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var h struct {
-				Status string         `json:"status"`
-				Rack   map[string]int `json:"rack"`
+			// One line on stdout whatever happens, for a monitoring check.
+			unreachable := func(err error) error {
+				err = fmt.Errorf("unreachable: %w", err)
+				a.show(cmd, admin.Health{Status: "unreachable", Reason: err.Error()}, func(w io.Writer) { fmt.Fprintln(w, oneLine(err.Error())) })
+				return &exitError{2, err, true}
 			}
-			if err := a.client().Do(cmd.Context(), "GET", "/v1/health", nil, &h); err != nil {
-				return err
+			c, err := a.client()
+			if err != nil {
+				return unreachable(err)
 			}
-			return a.show(cmd, h, func(w io.Writer) {
-				fmt.Fprintf(w, "%s: %d slots, %d enabled (%d idle, %d busy), %d offline, %d quarantined\n",
-					h.Status, h.Rack["Total"], h.Rack["Enabled"], h.Rack["Idle"], h.Rack["Busy"], h.Rack["Offline"], h.Rack["Quarantined"])
-			})
+			h, err := c.Health(cmd.Context())
+			switch {
+			case errors.Is(err, admin.ErrUnhealthy):
+				a.show(cmd, h, func(w io.Writer) { fmt.Fprintln(w, oneLine("degraded: "+h.Reason)) })
+				return &exitError{1, err, true}
+			case err != nil:
+				return unreachable(err)
+			}
+			return a.show(cmd, h, func(w io.Writer) { fmt.Fprintln(w, "ok") })
 		},
 	}
 }
@@ -103,7 +181,7 @@ func (a *app) slots() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var slots []admin.Slot
-			if err := a.client().Do(cmd.Context(), "GET", "/v1/slots", nil, &slots); err != nil {
+			if err := a.do(cmd.Context(), "GET", "/v1/slots", nil, &slots); err != nil {
 				return err
 			}
 			return a.show(cmd, slots, func(w io.Writer) { printSlots(w, slots) })
@@ -153,7 +231,7 @@ func (a *app) slot() *cobra.Command {
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var s admin.Slot
-			if err := a.client().Do(cmd.Context(), "POST", "/v1/slots/"+url.PathEscape(args[1])+"/"+url.PathEscape(args[0]), nil, &s); err != nil {
+			if err := a.do(cmd.Context(), "POST", "/v1/slots/"+url.PathEscape(args[1])+"/"+url.PathEscape(args[0]), nil, &s); err != nil {
 				return err
 			}
 			return a.show(cmd, s, func(w io.Writer) { printSlots(w, []admin.Slot{s}) })
@@ -171,7 +249,7 @@ func (a *app) blacklist() *cobra.Command {
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var out map[string]int
-			if err := a.client().Do(cmd.Context(), "POST", "/v1/blacklist/cards", admin.AddCards{Cards: args, Reason: reason}, &out); err != nil {
+			if err := a.do(cmd.Context(), "POST", "/v1/blacklist/cards", admin.AddCards{Cards: args, Reason: reason}, &out); err != nil {
 				return err
 			}
 			return a.show(cmd, out, func(w io.Writer) {
@@ -186,7 +264,7 @@ func (a *app) blacklist() *cobra.Command {
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			for _, s := range args {
-				if err := a.client().Do(cmd.Context(), "DELETE", "/v1/blacklist/cards/"+url.PathEscape(s), nil, nil); err != nil {
+				if err := a.do(cmd.Context(), "DELETE", "/v1/blacklist/cards/"+url.PathEscape(s), nil, nil); err != nil {
 					return err
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "removed %s\n", s)
@@ -206,7 +284,7 @@ func (a *app) blacklist() *cobra.Command {
 			if after != "" {
 				q.Set("after", after)
 			}
-			if err := a.client().Do(cmd.Context(), "GET", "/v1/blacklist/cards?"+q.Encode(), nil, &out); err != nil {
+			if err := a.do(cmd.Context(), "GET", "/v1/blacklist/cards?"+q.Encode(), nil, &out); err != nil {
 				return err
 			}
 			return a.show(cmd, out, func(w io.Writer) {
@@ -243,7 +321,7 @@ func (a *app) blacklist() *cobra.Command {
 			}
 			var out map[string]int
 			q := url.Values{"reason": {importReason}}
-			if err := a.client().Do(cmd.Context(), "POST", "/v1/blacklist/cards/import?"+q.Encode(), r, &out); err != nil {
+			if err := a.do(cmd.Context(), "POST", "/v1/blacklist/cards/import?"+q.Encode(), admin.CardListBody{Reader: r}, &out); err != nil {
 				return err
 			}
 			return a.show(cmd, out, func(w io.Writer) {
@@ -262,21 +340,21 @@ func (a *app) readerBlacklist() *cobra.Command {
 	add := &cobra.Command{
 		Use: "add SERIAL", Short: "Blacklist a reader", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.client().Do(cmd.Context(), "POST", "/v1/blacklist/readers", admin.ReaderBlacklistEntry{Serial: args[0], Reason: reason}, nil)
+			return a.do(cmd.Context(), "POST", "/v1/blacklist/readers", admin.ReaderBlacklistEntry{Serial: args[0], Reason: reason}, nil)
 		},
 	}
 	add.Flags().StringVar(&reason, "reason", "", "why")
 	remove := &cobra.Command{
 		Use: "remove SERIAL", Short: "Take a reader off the blacklist", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.client().Do(cmd.Context(), "DELETE", "/v1/blacklist/readers/"+url.PathEscape(args[0]), nil, nil)
+			return a.do(cmd.Context(), "DELETE", "/v1/blacklist/readers/"+url.PathEscape(args[0]), nil, nil)
 		},
 	}
 	list := &cobra.Command{
 		Use: "list", Short: "List blacklisted readers", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var out []admin.ReaderBlacklistEntry
-			if err := a.client().Do(cmd.Context(), "GET", "/v1/blacklist/readers", nil, &out); err != nil {
+			if err := a.do(cmd.Context(), "GET", "/v1/blacklist/readers", nil, &out); err != nil {
 				return err
 			}
 			return a.show(cmd, out, func(w io.Writer) {
@@ -299,7 +377,7 @@ func (a *app) reader() *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var b credentials.Bundle
-			if err := a.client().Do(cmd.Context(), "POST", "/v1/readers", admin.AddReader{Serial: args[0], Cipher: cipher, Note: note}, &b); err != nil {
+			if err := a.do(cmd.Context(), "POST", "/v1/readers", admin.AddReader{Serial: args[0], Cipher: cipher, Note: note}, &b); err != nil {
 				return err
 			}
 			if out == "" {
@@ -319,7 +397,7 @@ func (a *app) reader() *cobra.Command {
 		Use: "list", Short: "List registered readers", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var rs []admin.ReaderInfo
-			if err := a.client().Do(cmd.Context(), "GET", "/v1/readers", nil, &rs); err != nil {
+			if err := a.do(cmd.Context(), "GET", "/v1/readers", nil, &rs); err != nil {
 				return err
 			}
 			return a.show(cmd, rs, func(w io.Writer) {
@@ -335,14 +413,14 @@ func (a *app) reader() *cobra.Command {
 	remove := &cobra.Command{
 		Use: "remove SERIAL", Short: "Delete a reader from the registry", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.client().Do(cmd.Context(), "DELETE", "/v1/readers/"+url.PathEscape(args[0]), nil, nil)
+			return a.do(cmd.Context(), "DELETE", "/v1/readers/"+url.PathEscape(args[0]), nil, nil)
 		},
 	}
 	status := &cobra.Command{
 		Use: "status SERIAL active|suspended|blacklisted", Short: "Set a reader's status (active also clears its failure count)", Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var ri admin.ReaderInfo
-			if err := a.client().Do(cmd.Context(), "POST", "/v1/readers/"+url.PathEscape(args[0])+"/status", admin.ReaderStatus{Status: args[1]}, &ri); err != nil {
+			if err := a.do(cmd.Context(), "POST", "/v1/readers/"+url.PathEscape(args[0])+"/status", admin.ReaderStatus{Status: args[1]}, &ri); err != nil {
 				return err
 			}
 			return a.show(cmd, ri, func(w io.Writer) { fmt.Fprintf(w, "%s: %s\n", ri.Serial, ri.Status) })
@@ -352,7 +430,7 @@ func (a *app) reader() *cobra.Command {
 		Use: "sams SERIAL [SAM-ID...]", Short: "Set the terminal→SAM table entry of a reader (no SAM IDs clears it)", Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var ri json.RawMessage
-			return a.client().Do(cmd.Context(), "PUT", "/v1/readers/"+url.PathEscape(args[0])+"/affinity", admin.Affinity{SAMs: args[1:]}, &ri)
+			return a.do(cmd.Context(), "PUT", "/v1/readers/"+url.PathEscape(args[0])+"/affinity", admin.Affinity{SAMs: args[1:]}, &ri)
 		},
 	}
 	rd.AddCommand(add, list, remove, status, affinity)
@@ -364,7 +442,7 @@ func (a *app) stats() *cobra.Command {
 		Use: "stats", Short: "Counters: reads, errors by code, rack", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var out json.RawMessage
-			if err := a.client().Do(cmd.Context(), "GET", "/v1/stats", nil, &out); err != nil {
+			if err := a.do(cmd.Context(), "GET", "/v1/stats", nil, &out); err != nil {
 				return err
 			}
 			_, err := cmd.OutOrStdout().Write(out)
@@ -374,30 +452,83 @@ func (a *app) stats() *cobra.Command {
 }
 
 func (a *app) audit() *cobra.Command {
-	var n int
+	var (
+		n            int
+		kind, actor  string
+		since, until string
+	)
 	cmd := &cobra.Command{
-		Use: "audit", Short: "Recent audit events (card serials appear only as keyed hashes)", Args: cobra.NoArgs,
+		Use:   "audit",
+		Short: "Audit events, newest first (card serials appear only as keyed hashes)",
+		Long: `Audit events, newest first, filtered:
+  --kind blacklist             a family (blacklist.card.add, blacklist.reader.remove, ...) or one kind
+  --actor alice                changes made by one operator identity
+  --since 24h --until 1h       durations back from now, or RFC 3339 times (2026-01-02T15:04:05Z)`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			q := url.Values{"n": {fmt.Sprint(n)}}
+			if kind != "" {
+				q.Set("kind", kind)
+			}
+			if actor != "" {
+				q.Set("actor", actor)
+			}
+			for _, t := range []struct{ name, v string }{{"since", since}, {"until", until}} {
+				if t.v == "" {
+					continue
+				}
+				tm, err := parseWhen(t.v, time.Now())
+				if err != nil {
+					return fmt.Errorf("--%s: %w", t.name, err)
+				}
+				q.Set(t.name, tm.UTC().Format(time.RFC3339Nano))
+			}
 			var evs []audit.Event
-			if err := a.client().Do(cmd.Context(), "GET", fmt.Sprintf("/v1/audit?n=%d", n), nil, &evs); err != nil {
+			if err := a.do(cmd.Context(), "GET", "/v1/audit?"+q.Encode(), nil, &evs); err != nil {
 				return err
 			}
 			return a.show(cmd, evs, func(w io.Writer) {
 				tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "TIME\tKIND\tREADER\tCARD\tSLOT\tCODE\tDETAIL")
+				fmt.Fprintln(tw, "TIME\tKIND\tACTOR\tREADER\tCARD\tSLOT\tCODE\tCOUNT\tDETAIL")
 				for _, e := range evs {
-					code := "-"
+					code, count, slot := "-", "-", "-"
 					if e.Code != 0 {
 						code = fmt.Sprint(e.Code)
 					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", e.Time.Local().Format("15:04:05.000"), e.Kind, orDash(e.Reader), orDash(e.Card), e.Slot, code, e.Detail)
+					if e.Count != 0 {
+						count = fmt.Sprint(e.Count)
+					}
+					if e.Slot != audit.NoSlot {
+						slot = fmt.Sprint(e.Slot)
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Time.Local().Format("2006-01-02 15:04:05.000"), e.Kind,
+						orDash(e.Actor), orDash(e.Reader), orDash(e.Card), slot, code, count, e.Detail)
 				}
 				tw.Flush()
 			})
 		},
 	}
-	cmd.Flags().IntVar(&n, "n", 20, "how many")
+	cmd.Flags().IntVar(&n, "n", 20, "at most this many")
+	cmd.Flags().StringVar(&kind, "kind", "", "only this kind or family of kinds")
+	cmd.Flags().StringVar(&actor, "actor", "", "only changes by this operator identity")
+	cmd.Flags().StringVar(&since, "since", "", "only events at or after: a duration back (24h) or an RFC 3339 time")
+	cmd.Flags().StringVar(&until, "until", "", "only events before: a duration back or an RFC 3339 time")
 	return cmd
+}
+
+// parseWhen reads "90m" (that long before now) or an RFC 3339 time.
+func parseWhen(s string, now time.Time) (time.Time, error) {
+	if d, err := time.ParseDuration(s); err == nil {
+		if d < 0 {
+			return time.Time{}, fmt.Errorf("%q: a duration back from now must be positive", s)
+		}
+		return now.Add(-d), nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%q: want a duration (24h) or an RFC 3339 time (2026-01-02T15:04:05Z)", s)
+	}
+	return t, nil
 }
 
 func ga467Cmd(a *app) *cobra.Command {
@@ -443,3 +574,6 @@ func ga467Cmd(a *app) *cobra.Command {
 	g.AddCommand(decode)
 	return g
 }
+
+// oneLine folds s onto one line.
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }

@@ -27,11 +27,12 @@ func main() {
 
 func newRoot() *cobra.Command {
 	var (
-		cfg      appliance.Config
-		dev      bool
-		rackFile string
-		simRead  time.Duration
-		logLevel string
+		cfg       appliance.Config
+		dev       bool
+		rackFile  string
+		simRead   time.Duration
+		logLevel  string
+		auditSize = byteSize(appliance.DefaultAuditMaxSize)
 	)
 	cmd := &cobra.Command{
 		Use:           "samrackd",
@@ -48,6 +49,10 @@ func newRoot() *cobra.Command {
 			if !dev {
 				return fmt.Errorf("only the self-generated dev CA exists so far: run with --dev")
 			}
+			cfg.AuditMaxSize = int64(auditSize)
+			if cfg.AuditMaxAge == 0 {
+				cfg.AuditMaxAge = -1 // the flag's 0 means no limit
+			}
 			t := sim.DefaultSAMTiming
 			t.Read = simRead
 			cfg.SimTiming = &t
@@ -59,12 +64,14 @@ func newRoot() *cobra.Command {
 	f.StringVar(&rackFile, "rack", "", "rack file (YAML: slots, drivers, devices, GPIO lines; `samctl rack discover` writes one); default: the simulated rack")
 	f.StringVar(&cfg.DataDir, "data", "/var/lib/samrack", "data directory (state, PKI, audit log)")
 	f.StringVar(&cfg.Listen, "listen", ":7467", "reader TLS address")
-	f.StringVar(&cfg.Admin, "admin", "127.0.0.1:7480", "admin HTTP address (keep it on loopback)")
+	f.StringVar(&cfg.Admin, "admin", "127.0.0.1:7480", "admin API address: HTTPS, operator client certificates only (beyond loopback is logged at warn)")
 	f.StringVar(&cfg.Advertise, "advertise", "", "reader address written into credential bundles (default: the listen address)")
 	f.StringSliceVar(&cfg.Hosts, "host", nil, "extra DNS names / IPs for the server certificate")
 	f.IntVar(&cfg.SimSAMs, "sim-sams", 8, "virtual SAMs in the simulated rack")
 	f.DurationVar(&simRead, "sim-read-time", sim.DefaultSAMTiming.Read, "a virtual SAM's own time per read")
 	f.BoolVar(&cfg.AuditStderr, "audit-stderr", false, "copy audit events to stderr")
+	f.Var(&auditSize, "audit-max-size", "audit log files together at most this big (bytes, or with KiB, MiB, GiB, TiB)")
+	f.DurationVar(&cfg.AuditMaxAge, "audit-max-age", appliance.DefaultAuditMaxAge, "delete rotated audit files whose newest event is older than this (0: no age limit)")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	return cmd
 }
@@ -84,8 +91,13 @@ func run(cfg appliance.Config, rackFile string) error {
 	if err != nil {
 		return err
 	}
+	next := "bin/samctl reader add HOTEL-0001 --out reader.json"
+	if cfg.DataDir != "/var/lib/samrack" && cfg.DataDir != "/var/lib/samrack-dev" {
+		next = "bin/samctl --data " + cfg.DataDir + " reader add HOTEL-0001 --out reader.json"
+	}
 	fmt.Fprintf(os.Stderr, "samrackd: readers on %s, admin API on %s, data in %s\n"+
-		"next: bin/samctl reader add HOTEL-0001 --out reader.json && bin/samreader read --creds reader.json --seed 7\n",
-		a.ReaderAddr(), a.AdminURL(), cfg.DataDir)
+		"admin credentials (root only): %s\n"+
+		"next: %s && bin/samreader read --creds reader.json --seed 7\n",
+		a.ReaderAddr(), a.AdminURL(), cfg.DataDir, a.CredentialsPath(), next)
 	return a.Run(ctx)
 }
