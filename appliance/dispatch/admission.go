@@ -68,11 +68,15 @@ type admitted struct {
 // sourceOf is the budget key of a remote address: the IP, or the /64 of
 // an IPv6 address (one subscriber's share of the address space).
 func sourceOf(a net.Addr) string {
-	ap, err := netip.ParseAddrPort(a.String())
-	if err != nil {
+	var ip netip.Addr
+	if tcp, ok := a.(*net.TCPAddr); ok {
+		ip = tcp.AddrPort().Addr()
+	} else if ap, err := netip.ParseAddrPort(a.String()); err == nil {
+		ip = ap.Addr()
+	} else {
 		return a.String()
 	}
-	ip := ap.Addr().Unmap()
+	ip = ip.Unmap()
 	if ip.Is6() {
 		p, _ := ip.Prefix(64)
 		return p.String()
@@ -80,18 +84,19 @@ func sourceOf(a net.Addr) string {
 	return ip.String()
 }
 
-// admit places a new connection in the pending budget. It returns the
-// admission, or a refusal reason, or neither when the server is closing;
-// evict, if not nil, is a pending connection the caller must reset.
-func (s *Server) admit(nc net.Conn) (a *admitted, reason string, evict *admitted) {
-	src := sourceOf(nc.RemoteAddr())
+// admit places a new connection from src in the pending budget. It
+// returns the admission, or a refusal reason, or neither when the server
+// is closing; evict, if not nil, is a pending connection the caller must
+// reset.
+func (s *Server) admit(nc net.Conn) (a *admitted, src, reason string, evict *admitted) {
+	src = sourceOf(nc.RemoteAddr())
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closing {
-		return nil, "", nil
+		return nil, src, "", nil
 	}
 	if s.perSource[src] >= s.cfg.MaxPendingPerSource {
-		return nil, reasonSourceBudget, nil
+		return nil, src, reasonSourceBudget, nil
 	}
 	if s.npending >= s.cfg.MaxPending {
 		evict = s.oldest
@@ -109,7 +114,7 @@ func (s *Server) admit(nc net.Conn) (a *admitted, reason string, evict *admitted
 	s.perSource[src]++
 	s.open[nc] = a
 	s.active.Add(1)
-	return a, "", evict
+	return a, src, "", evict
 }
 
 // unlinkLocked takes a out of the pending budget.

@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -247,16 +248,36 @@ func (s *Server) Stats() Stats {
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	stop := context.AfterFunc(ctx, func() { ln.Close() })
 	defer stop()
-	var (
-		err     error
-		backoff time.Duration
-	)
+	// One accept loop per CPU: a flood is refused at accept, so the
+	// listen queue drains only as fast as the loops turn; a full queue
+	// drops every source's SYNs alike, the readers' too.
+	n := runtime.GOMAXPROCS(0)
+	errs := make(chan error, n)
+	for range n {
+		go func() { errs <- s.acceptLoop(ctx, ln) }()
+	}
+	var err error
+	for range n {
+		if e := <-errs; err == nil {
+			err = e
+		}
+	}
+	s.closeAll()
+	s.wg.Wait()
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+// acceptLoop admits connections from ln until it is closed.
+func (s *Server) acceptLoop(ctx context.Context, ln net.Listener) error {
+	var backoff time.Duration
 	for {
-		var c net.Conn
-		c, err = ln.Accept()
+		c, err := ln.Accept()
 		if err != nil {
 			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
-				break
+				return err
 			}
 			// Out of file descriptors and the like: back off and go on
 			// serving the readers already connected (net/http does the same).
@@ -272,7 +293,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		}
 		backoff = 0
 		s.conns.Add(1)
-		a, reason, evict := s.admit(c)
+		a, src, reason, evict := s.admit(c)
 		if evict != nil {
 			reset(evict.nc) // its goroutine sees the error and releases it
 			s.refusedConn(evict.src, reasonEvicted)
@@ -280,9 +301,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		if a == nil {
 			reset(c)
 			if reason == "" {
-				break // closing
+				return net.ErrClosed // closing
 			}
-			s.refusedConn(sourceOf(c.RemoteAddr()), reason)
+			s.refusedConn(src, reason)
 			continue
 		}
 		s.wg.Add(1)
@@ -292,12 +313,6 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			s.serveConn(ctx, a)
 		}()
 	}
-	s.closeAll()
-	s.wg.Wait()
-	if ctx.Err() != nil {
-		return nil
-	}
-	return err
 }
 
 func (s *Server) closeAll() {
