@@ -66,6 +66,8 @@ func newRoot() *cobra.Command {
 	f.DurationVar(&simRead, "sim-read-time", sim.DefaultSAMTiming.Read, "a virtual SAM's own time per read")
 	f.BoolVar(&cfg.AuditStderr, "audit-stderr", false, "copy audit events to stderr")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	f.IntVar(&cfg.Dispatch.MaxPending, "max-pending", 1024, "reader connections still in their TLS handshake, in all (the oldest is reset beyond)")
+	f.IntVar(&cfg.Dispatch.MaxPendingPerSource, "max-pending-per-source", 64, "reader connections still in their TLS handshake, per source address (more are reset)")
 	return cmd
 }
 
