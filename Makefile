@@ -48,6 +48,10 @@ demo: build ## start an appliance, provision a reader, read three cards, blackli
 bench: deps ## run the benchmarks (figures via b.ReportMetric)
 	$(GO) test -run '^$$' -bench . -benchtime 3s $(GOTESTFLAGS) ./...
 
+.PHONY: bench-flood
+bench-flood: deps ## readers under a 20,000-connection flood (SAMRACK_FLOOD_CONNS, SAMRACK_FLOOD_REDIAL): reads ok, p99, peak RSS
+	$(GO) test -run '^$$' -bench '^BenchmarkReaderFlood$$' -benchtime 1x -timeout 10m $(GOTESTFLAGS) ./appliance/
+
 .PHONY: fuzz
 fuzz: ## run every fuzz target for FUZZTIME each (default 20s)
 	./appliance/scripts/fuzz.sh $(or $(FUZZTIME),20s)

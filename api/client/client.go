@@ -43,7 +43,12 @@ type options struct {
 	readTimeout time.Duration
 	retries     int
 	rand        io.Reader
+	localAddr   net.Addr
 }
+
+// WithLocalAddr makes the connections from local address a (a host with
+// several addresses; the appliance budgets connections per source).
+func WithLocalAddr(a net.Addr) Option { return func(o *options) { o.localAddr = a } }
 
 // WithRetries makes Read try again, up to n more times, when the appliance
 // answers with a retryable code (busy, SAM fault, shutting down: after the
@@ -134,7 +139,7 @@ func (c *Client) connectLocked(ctx context.Context) error {
 	if c.conn != nil {
 		return nil
 	}
-	d := tls.Dialer{NetDialer: &net.Dialer{Timeout: c.opts.dialTimeout}, Config: c.tls}
+	d := tls.Dialer{NetDialer: &net.Dialer{Timeout: c.opts.dialTimeout, LocalAddr: c.opts.localAddr}, Config: c.tls}
 	nc, err := d.DialContext(ctx, "tcp", c.b.Server)
 	if err != nil {
 		return fmt.Errorf("samrack: connect %s: %w", c.b.Server, err)

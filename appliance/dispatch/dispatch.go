@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -89,7 +90,9 @@ type Config struct {
 	HashCard func(serial [8]byte) string
 	Logger   *slog.Logger
 
-	// HandshakeTimeout bounds the TLS handshake (default 10 s).
+	// HandshakeTimeout bounds the TLS handshake, from accept (default
+	// 5 s): a connection that has not proved a certificate by then is
+	// reset.
 	HandshakeTimeout time.Duration
 	// ReaderTimeout bounds the wait for a reader's answer inside a
 	// session (default 5 s).
@@ -103,9 +106,22 @@ type Config struct {
 	// MaxAttempts is how many SAMs one read may try when SAMs fail
 	// under it (default 2: the first and one restart).
 	MaxAttempts int
-	// MaxConns bounds the reader connections open at once; more are
-	// closed on accept (default 10000; a connection costs ~40 KiB).
+	// MaxConns bounds the authenticated reader connections (TLS handshake
+	// done with a certificate of our CA) open at once; one more is closed
+	// once authenticated (default 10000; a connection costs ~40 KiB).
 	MaxConns int
+	// MaxPending bounds the connections whose TLS handshake has not
+	// finished, in all (default 1024); when full, the oldest is reset to
+	// admit a new one (see admission.go).
+	MaxPending int
+	// MaxPendingPerSource bounds them per source address, an IPv6 source
+	// being its /64 (default 64); more from that source are reset on
+	// accept.
+	MaxPendingPerSource int
+	// RefusalLogEvery: refused connections are logged at warn at most
+	// once per source per this period, with a count of those suppressed
+	// (default 10 s).
+	RefusalLogEvery time.Duration
 	// CloneWindow: the same card read by two different readers within
 	// this window raises a possible-clone alert (default 10 s; <0 off).
 	CloneWindow time.Duration
@@ -124,13 +140,20 @@ func (c *Config) defaults() {
 			*d = v
 		}
 	}
-	def(&c.HandshakeTimeout, 10*time.Second)
+	def(&c.HandshakeTimeout, 5*time.Second)
+	def(&c.RefusalLogEvery, 10*time.Second)
 	def(&c.ReaderTimeout, 5*time.Second)
 	def(&c.IdleTimeout, 60*time.Second)
 	def(&c.QueueWait, 2*time.Second)
 	def(&c.CloneWindow, 10*time.Second)
 	if c.MaxConns == 0 {
 		c.MaxConns = 10000
+	}
+	if c.MaxPending <= 0 {
+		c.MaxPending = 1024
+	}
+	if c.MaxPendingPerSource <= 0 {
+		c.MaxPendingPerSource = 64
 	}
 	if c.MaxAttempts <= 0 {
 		c.MaxAttempts = 2
@@ -154,11 +177,20 @@ func (c *Config) defaults() {
 
 // Stats are the dispatcher's counters.
 type Stats struct {
-	Connections uint64            // accepted so far
-	Refused     uint64            // closed on accept because MaxConns were open
-	Active      int64             // open now
-	Reads       uint64            // reads that returned card info
-	Errors      map[string]uint64 // wire error codes sent, by name
+	Connections   uint64 // accepted so far
+	Active        int64  // open now: Pending + Authenticated
+	Pending       int64  // open now, TLS handshake not finished
+	Authenticated int64  // open now, handshake done with our CA's certificate
+	// Refused counts the connections closed for the admission budgets or
+	// a failed handshake: the sum of the five counters that follow.
+	Refused           uint64
+	RefusedSource     uint64            // reset on accept: MaxPendingPerSource pending from the source
+	Evicted           uint64            // pending, reset as the oldest when MaxPending were pending
+	RefusedFull       uint64            // authenticated while MaxConns were: closed
+	HandshakeTimeouts uint64            // no certificate proved within HandshakeTimeout
+	HandshakeFailed   uint64            // handshake failed (not TLS, no or bad certificate, …)
+	Reads             uint64            // reads that returned card info
+	Errors            map[string]uint64 // wire error codes sent, by name
 }
 
 // Server is the reader-facing side of the appliance.
@@ -166,27 +198,42 @@ type Server struct {
 	cfg   Config
 	clone *cloneTracker
 
-	conns   atomic.Uint64
-	refused atomic.Uint64 // connections closed on accept: MaxConns reached
-	active  atomic.Int64
-	reads   atomic.Uint64
-	errs    [1024]atomic.Uint64 // by wire code (< 1024)
+	conns         atomic.Uint64
+	refusedSource atomic.Uint64
+	evicted       atomic.Uint64
+	refusedFull   atomic.Uint64
+	hsTimeouts    atomic.Uint64
+	hsFailed      atomic.Uint64
+	active        atomic.Int64
+	reads         atomic.Uint64
+	errs          [1024]atomic.Uint64 // by wire code (< 1024)
+	warns         *warnLimiter
 
-	mu      sync.Mutex // mu guards open and closing
-	open    map[net.Conn]struct{}
+	mu      sync.Mutex // mu guards open, closing and the admission budgets
+	open    map[net.Conn]*admitted
 	closing bool
-	wg      sync.WaitGroup
+	// the admission budgets (admission.go)
+	oldest, newest *admitted // the pending connections, oldest first
+	npending       int
+	perSource      map[string]int // pending connections by source
+	nauthed        int
+	wg             sync.WaitGroup
 }
 
 // New returns a Server. Directory, Pool and HashCard are required.
 func New(cfg Config) *Server {
 	cfg.defaults()
-	return &Server{cfg: cfg, clone: newCloneTracker(cfg.CloneWindow), open: map[net.Conn]struct{}{}}
+	return &Server{cfg: cfg, clone: newCloneTracker(cfg.CloneWindow), open: map[net.Conn]*admitted{},
+		perSource: map[string]int{}, warns: newWarnLimiter(cfg.RefusalLogEvery, 4096)}
 }
 
 // Stats returns a snapshot of the counters.
 func (s *Server) Stats() Stats {
-	st := Stats{Connections: s.conns.Load(), Refused: s.refused.Load(), Active: s.active.Load(), Reads: s.reads.Load(), Errors: map[string]uint64{}}
+	st := Stats{Connections: s.conns.Load(), Active: s.active.Load(), Reads: s.reads.Load(), Errors: map[string]uint64{},
+		RefusedSource: s.refusedSource.Load(), Evicted: s.evicted.Load(), RefusedFull: s.refusedFull.Load(),
+		HandshakeTimeouts: s.hsTimeouts.Load(), HandshakeFailed: s.hsFailed.Load()}
+	st.Refused = st.RefusedSource + st.Evicted + st.RefusedFull + st.HandshakeTimeouts + st.HandshakeFailed
+	st.Pending, st.Authenticated = s.budgets()
 	for i := range s.errs {
 		if n := s.errs[i].Load(); n > 0 {
 			st.Errors[wire.Code(i).String()] = n
@@ -201,16 +248,36 @@ func (s *Server) Stats() Stats {
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	stop := context.AfterFunc(ctx, func() { ln.Close() })
 	defer stop()
-	var (
-		err     error
-		backoff time.Duration
-	)
+	// One accept loop per CPU: a flood is refused at accept, so the
+	// listen queue drains only as fast as the loops turn; a full queue
+	// drops every source's SYNs alike, the readers' too.
+	n := runtime.GOMAXPROCS(0)
+	errs := make(chan error, n)
+	for range n {
+		go func() { errs <- s.acceptLoop(ctx, ln) }()
+	}
+	var err error
+	for range n {
+		if e := <-errs; err == nil {
+			err = e
+		}
+	}
+	s.closeAll()
+	s.wg.Wait()
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+// acceptLoop admits connections from ln until it is closed.
+func (s *Server) acceptLoop(ctx context.Context, ln net.Listener) error {
+	var backoff time.Duration
 	for {
-		var c net.Conn
-		c, err = ln.Accept()
+		c, err := ln.Accept()
 		if err != nil {
 			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
-				break
+				return err
 			}
 			// Out of file descriptors and the like: back off and go on
 			// serving the readers already connected (net/http does the same).
@@ -225,48 +292,27 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			continue
 		}
 		backoff = 0
-		if s.cfg.MaxConns > 0 && s.active.Load() >= int64(s.cfg.MaxConns) {
-			s.refused.Add(1)
-			c.Close()
+		s.conns.Add(1)
+		a, src, reason, evict := s.admit(c)
+		if evict != nil {
+			reset(evict.nc) // its goroutine sees the error and releases it
+			s.refusedConn(evict.src, reasonEvicted)
+		}
+		if a == nil {
+			reset(c)
+			if reason == "" {
+				return net.ErrClosed // closing
+			}
+			s.refusedConn(src, reason)
 			continue
 		}
-		if !s.track(c) {
-			c.Close()
-			break
-		}
-		s.conns.Add(1)
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			defer s.untrack(c)
-			s.serveConn(ctx, c)
+			defer s.release(a)
+			s.serveConn(ctx, a)
 		}()
 	}
-	s.closeAll()
-	s.wg.Wait()
-	if ctx.Err() != nil {
-		return nil
-	}
-	return err
-}
-
-func (s *Server) track(c net.Conn) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closing {
-		return false
-	}
-	s.open[c] = struct{}{}
-	s.active.Add(1)
-	return true
-}
-
-func (s *Server) untrack(c net.Conn) {
-	s.mu.Lock()
-	delete(s.open, c)
-	s.mu.Unlock()
-	s.active.Add(-1)
-	c.Close()
 }
 
 func (s *Server) closeAll() {
@@ -299,20 +345,44 @@ type conn struct {
 	sw     stopwatch // the appliance's own time in the current session
 }
 
-func (s *Server) serveConn(ctx context.Context, nc net.Conn) {
-	c := &conn{s: s, nc: nc, br: bufio.NewReaderSize(nc, 16<<10)}
+func (s *Server) serveConn(ctx context.Context, a *admitted) {
+	nc := a.nc
+	c := &conn{s: s, nc: nc}
 	if tc, ok := nc.(*tls.Conn); ok {
-		hctx, cancel := context.WithTimeout(ctx, s.cfg.HandshakeTimeout)
-		err := tc.HandshakeContext(hctx)
-		cancel()
+		// A deadline rather than HandshakeContext: no second goroutine
+		// per pending connection (closeAll interrupts it on shutdown).
+		tc.SetDeadline(a.since.Add(s.cfg.HandshakeTimeout))
+		err := tc.Handshake()
 		if err != nil {
-			s.cfg.Logger.Debug("tls handshake failed", "remote", nc.RemoteAddr(), "err", err)
+			if ctx.Err() == nil {
+				s.cfg.Logger.Debug("tls handshake failed", "remote", nc.RemoteAddr(), "err", err)
+				reason := reasonHandshakeBad
+				if isTimeout(err) {
+					reason = reasonHandshakeSlow
+				}
+				// An evicted connection fails here too: it is counted
+				// as evicted already.
+				if s.leavePending(a) {
+					reset(nc)
+					s.refusedConn(a.src, reason)
+				}
+			}
 			return
 		}
+		tc.SetDeadline(time.Time{})
 		// Only a reader certificate names a reader: the admin certificate,
 		// valid under the same CA, does not.
 		c.reader, _ = pki.ReaderSerialFromConn(tc.ConnectionState())
 	}
+	if ok, reason := s.promote(a); !ok {
+		if reason != "" {
+			reset(nc)
+			s.refusedConn(a.src, reason)
+		}
+		return
+	}
+	// Authenticated: only now the frame buffer.
+	c.br = bufio.NewReaderSize(nc, 16<<10)
 	defer c.endSession(errConnClosed)
 	for ctx.Err() == nil {
 		wait := s.cfg.IdleTimeout

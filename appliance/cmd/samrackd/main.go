@@ -73,6 +73,8 @@ func newRoot() *cobra.Command {
 	f.Var(&auditSize, "audit-max-size", "audit log files together at most this big (bytes, or with KiB, MiB, GiB, TiB)")
 	f.DurationVar(&cfg.AuditMaxAge, "audit-max-age", appliance.DefaultAuditMaxAge, "delete rotated audit files whose newest event is older than this (0: no age limit)")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	f.IntVar(&cfg.Dispatch.MaxPending, "max-pending", 1024, "reader connections still in their TLS handshake, in all (the oldest is reset beyond)")
+	f.IntVar(&cfg.Dispatch.MaxPendingPerSource, "max-pending-per-source", 64, "reader connections still in their TLS handshake, per source address (more are reset)")
 	return cmd
 }
 
