@@ -3,7 +3,6 @@ package dispatch
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -270,7 +269,11 @@ func (c *conn) deliver(rd *sam.Reading) {
 		c.finish(wire.SerialMismatch, audit.KindReadRejected, "card serial mismatch", 0)
 		return
 	}
-	data := encodeReading(rd, s.what)
+	data, err := encodeReading(rd, s.what)
+	if err != nil { // the SAM driver checked the reply's bounds: a bug
+		c.finish(wire.Internal, "read.failed", "result: "+err.Error(), 0)
+		return
+	}
 	sealed := s.keys.Seal(data)
 	clear(data)
 	slot, id := s.lease.Slot(), s.lease.SAMID().String()
@@ -523,22 +526,11 @@ func (l *link) toReader(ctx context.Context, cmds [][]byte) ([][]byte, error) {
 	return replies, nil
 }
 
-// encodeReading is the DATA of a GA 467 read reply: little-endian lengths
-// of text, photo (and fingerprint), then the data.
-func encodeReading(rd *sam.Reading, what sam.ReadWhat) []byte {
-	n := 2
-	if what == sam.ReadFingerprint {
-		n = 3
-	}
-	b := make([]byte, 0, 2*n+len(rd.Text)+len(rd.Photo)+len(rd.Fingerprint))
-	b = binary.LittleEndian.AppendUint16(b, uint16(len(rd.Text)))
-	b = binary.LittleEndian.AppendUint16(b, uint16(len(rd.Photo)))
-	if n == 3 {
-		b = binary.LittleEndian.AppendUint16(b, uint16(len(rd.Fingerprint)))
-	}
-	b = append(b, rd.Text...)
-	b = append(b, rd.Photo...)
-	return append(b, rd.Fingerprint...)
+// encodeReading is the plaintext of a successful Result (wire.EncodeResult:
+// the version-1 length order, see wire.ResultOrder).
+func encodeReading(rd *sam.Reading, what sam.ReadWhat) ([]byte, error) {
+	return wire.EncodeResult(&ga467.ReadReply{Text: rd.Text, Photo: rd.Photo, Fingerprint: rd.Fingerprint,
+		WithFingerprint: what == sam.ReadFingerprint})
 }
 
 func fullRead(r interface{ Read([]byte) (int, error) }, b []byte) (int, error) {

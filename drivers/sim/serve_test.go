@@ -134,7 +134,7 @@ func TestFrameSizes(t *testing.T) {
 	tunnel(t, s, card2, ga467.FindCard)
 	tunnel(t, s, card2, ga467.SelectCard)
 	r := tunnel(t, s, card2, ga467.ReadAll)
-	if r.SW3 != ga467.SW3OK || !bytes.Equal(r.Data[:6], []byte{0x00, 0x01, 0x00, 0x04, 0x00, 0x00}) {
+	if r.SW3 != ga467.SW3OK || !bytes.Equal(r.Data[:6], []byte{0x01, 0x00, 0x04, 0x00, 0x00, 0x00}) {
 		t.Errorf("read all without fingerprint: %v % X", r, r.Data[:6])
 	}
 }
