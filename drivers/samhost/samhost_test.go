@@ -50,7 +50,7 @@ func cardReply(t *testing.T, replies ...[]byte) ga467.Command {
 	return ga467.Command{Cmd: ga467.CmdCardReply, Data: data}
 }
 
-// readData is the DATA of a read reply: LE lengths, then text, photo and
+// readData is the DATA of a read reply: big-endian lengths, then text, photo and
 // optionally fingerprint.
 func readData(text, photo, fp []byte) []byte {
 	// Big-endian lengths, as a SAM-V sends them (the facts sheet's `01 00 04 00`).
