@@ -8,6 +8,7 @@ package appliance
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -570,6 +571,7 @@ type rawOpen struct {
 	declared *[8]byte   // card serial to declare; default the card's own
 	suites   []suite.ID // key shares; default X25519
 	unbatch  bool       // send Open alone (no prefetch, no pipelined requests)
+	noUID    bool       // leave GET UID out of the prefetch: the SAM asks the reader for it
 	finger   bool
 }
 
@@ -607,6 +609,9 @@ func (c *rawConn) open(rf idcard.RF, o rawOpen) *rawSession {
 		pre.CardSerial = serial
 		if !o.unbatch {
 			for _, e := range ex {
+				if o.noUID && bytes.Equal(e.Cmd, idcard.GetUID) {
+					continue
+				}
 				pre.Prefetch = append(pre.Prefetch, wire.Exchange{Cmd: e.Cmd, Resp: e.Resp})
 			}
 		}

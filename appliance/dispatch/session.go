@@ -12,6 +12,7 @@ import (
 	"github.com/samrack/samrack/api/wire"
 	"github.com/samrack/samrack/appliance/audit"
 	"github.com/samrack/samrack/drivers/ga467"
+	"github.com/samrack/samrack/drivers/idcard"
 	"github.com/samrack/samrack/drivers/sam"
 )
 
@@ -90,6 +91,14 @@ func (c *conn) open(ctx context.Context, m *wire.Open) bool {
 		c.sendError(wire.CardBlacklisted, 0, "card is blacklisted")
 		return false
 	}
+	if uid, ok := prefetchedSerial(pre.Prefetch); ok && uid != s.declared {
+		// The card's own answer to GET UID, as the reader prefetched it,
+		// already contradicts the declared serial: refuse now rather than
+		// hold a SAM for a whole read that deliver would refuse. Not
+		// authenticated (the reader could forge it), so it only ever
+		// refuses; the SAM-authenticated check in deliver stays the guard.
+		return c.refuseUID(s, uid)
+	}
 	var share *wire.KeyShare
 	for i := range m.KeyShares {
 		if slices.Contains(suite.Supported(), m.KeyShares[i].Suite) {
@@ -125,6 +134,36 @@ func (c *conn) open(ctx context.Context, m *wire.Open) bool {
 	c.sess = s
 	c.out = append(c.out, &wire.Accept{SessionID: s.id, Suite: share.Suite, Public: eph.Public()})
 	return true
+}
+
+// prefetchedSerial is the card serial in the reply to the first prefetched
+// GET UID, if there is one and it is well formed.
+func prefetchedSerial(ex []wire.Exchange) (sam.Serial, bool) {
+	for _, e := range ex {
+		if bytes.Equal(e.Cmd, idcard.GetUID) {
+			uid, err := idcard.ParseSerial(e.Resp)
+			return uid, err == nil
+		}
+	}
+	return sam.Serial{}, false
+}
+
+// refuseUID refuses an Open whose prefetched GET UID differs from the
+// declared serial, in the order deliver uses: a blacklisted card is told
+// 201, any other 202; both raise the tampering alert. No SAM was leased.
+func (c *conn) refuseUID(s *session, uid sam.Serial) bool {
+	r := s.reader
+	card := c.s.cfg.HashCard(uid)
+	c.s.audit(audit.Event{Kind: audit.KindReaderTamper, Reader: r.Serial, Card: card, Declared: s.hash,
+		Code: int(wire.SerialMismatch), Detail: "declared card serial differs from the prefetched GET UID"})
+	code, msg := wire.SerialMismatch, "card serial mismatch"
+	if c.s.cfg.Directory.CardBlacklisted(uid) {
+		c.s.audit(audit.Event{Kind: audit.KindCardBlacklisted, Reader: r.Serial, Card: card, Code: int(wire.CardBlacklisted), Detail: "prefetched GET UID"})
+		code, msg = wire.CardBlacklisted, "card is blacklisted"
+	}
+	c.s.audit(audit.Event{Kind: audit.KindReadRejected, Reader: r.Serial, Card: card, Code: int(code), Detail: msg + " (prefetched GET UID)"})
+	c.sendError(code, 0, msg)
+	return false
 }
 
 func (c *conn) lease(ctx context.Context, s *session) error {
@@ -304,7 +343,7 @@ func (c *conn) sessionError(err error) (retry, fatal bool) {
 	if s.linkErr != nil {
 		code := s.linkCode
 		fatal = code != wire.CardGone
-		c.finish(code, "read.failed", s.linkErr.Error(), 0)
+		c.finish(code, "read.failed", errorMessage(code, s.linkErr.Error()), 0)
 		return false, fatal
 	}
 	if s.cardGone {
@@ -335,6 +374,16 @@ func (c *conn) sessionError(err error) (retry, fatal bool) {
 	}
 	c.finish(code, "read.failed", err.Error(), 0)
 	return false, false
+}
+
+// errorMessage is the Error message for code: for 404 the parseable list
+// of versions PROTOCOL.md §11 specifies (wire.VersionsMessage), else
+// detail.
+func errorMessage(code wire.Code, detail string) string {
+	if code == wire.UnsupportedVersion {
+		return wire.VersionsMessage()
+	}
+	return detail
 }
 
 // finish ends the session with an error code: the SAM (if still leased) is
