@@ -41,7 +41,9 @@ func TestCardBlacklistedDeclared(t *testing.T) {
 // while the card in its field (the serial the SAM authenticates) is
 // blacklisted. The appliance checks the SAM-authenticated serial before
 // it sends anything: 201 with no data, the card.blacklisted alert and the
-// tampering alert; the SAM is reset and back in the pool.
+// tampering alert; the SAM is reset and back in the pool. (The liar leaves
+// GET UID out of its prefetch: with it, the Open is refused at once, see
+// TestCardSerialMismatchPrefetched.)
 func TestCardBlacklistedAuthenticated(t *testing.T) {
 	r := startRig(t, rigOptions{})
 	b := r.addReader("R-LIAR", credentials.CipherSM4)
@@ -49,7 +51,7 @@ func TestCardBlacklistedAuthenticated(t *testing.T) {
 	r.blacklistCard(card.Serial())
 	clean := newCard(2, sim.CardOptions{}).Serial()
 
-	s := r.rawDial(b).open(card, rawOpen{declared: &clean})
+	s := r.rawDial(b).open(card, rawOpen{declared: &clean, noUID: true})
 	turn := s.finish(card, s.untilScript())
 	if turn.result != nil || turn.err == nil || turn.err.Code != wire.CardBlacklisted {
 		t.Fatalf("liar's read ended with result=%v err=%v, want Error 201 and no data", turn.result != nil, turn.err)
@@ -65,7 +67,8 @@ func TestCardBlacklistedAuthenticated(t *testing.T) {
 }
 
 // Declared serial ≠ SAM-authenticated serial, neither blacklisted: 202, no
-// data, a reader.tamper alert naming the reader.
+// data, a reader.tamper alert naming the reader. The liar leaves GET UID
+// out of its prefetch, so only the SAM-authenticated check can catch it.
 func TestCardSerialMismatch(t *testing.T) {
 	r := startRig(t, rigOptions{})
 	b := r.addReader("R-LIAR", credentials.CipherSM4)
@@ -73,7 +76,7 @@ func TestCardSerialMismatch(t *testing.T) {
 	other := newCard(2, sim.CardOptions{}).Serial()
 
 	rc := r.rawDial(b)
-	s := rc.open(card, rawOpen{declared: &other})
+	s := rc.open(card, rawOpen{declared: &other, noUID: true})
 	turn := s.finish(card, s.untilScript())
 	if turn.result != nil || turn.err == nil || turn.err.Code != wire.SerialMismatch {
 		t.Fatalf("liar's read ended with result=%v err=%v, want Error 202 and no data", turn.result != nil, turn.err)
@@ -93,6 +96,52 @@ func TestCardSerialMismatch(t *testing.T) {
 	if turn := s.finish(card, s.untilScript()); turn.result == nil {
 		t.Fatalf("honest read after 202: %v", turn.err)
 	}
+}
+
+// The prefetched GET UID already differs from the declared serial: the
+// Open is refused at once with 202 (201 if the card in the field is
+// blacklisted), no SAM is leased, and the tampering alert names the card
+// the GET UID reply named.
+func TestCardSerialMismatchPrefetched(t *testing.T) {
+	r := startRig(t, rigOptions{})
+	b := r.addReader("R-LIAR", credentials.CipherSM4)
+	card := newCard(1, sim.CardOptions{})
+	other := newCard(2, sim.CardOptions{}).Serial()
+	black := newCard(3, sim.CardOptions{})
+	r.blacklistCard(black.Serial())
+
+	rc := r.rawDial(b)
+	leases := r.leases()
+	for _, tc := range []struct {
+		card *sim.Card
+		code wire.Code
+	}{{card, wire.SerialMismatch}, {black, wire.CardBlacklisted}} {
+		s := rc.open(tc.card, rawOpen{declared: &other})
+		turn := s.next()
+		if turn.accept || turn.result != nil || turn.err == nil || turn.err.Code != tc.code || len(turn.msgs) != 1 {
+			t.Fatalf("Open with a lying prefetch: %d messages, accept=%v err=%v, want only Error %d", len(turn.msgs), turn.accept, turn.err, tc.code)
+		}
+	}
+	for i, e := range r.wantEvents(audit.KindReaderTamper, 2) {
+		want := []*sim.Card{card, black}[i]
+		if e.Reader != "R-LIAR" || e.Code != int(wire.SerialMismatch) || e.Card != r.cardHash(want.Serial()) ||
+			e.Declared != r.cardHash(other) || !strings.Contains(e.Detail, "prefetched GET UID") {
+			t.Errorf("reader.tamper %+v", e)
+		}
+	}
+	if n := r.leases() - leases; n != 0 {
+		t.Errorf("%d SAM leases for refused Opens, want none", n)
+	}
+	r.wantEvent(audit.KindCardBlacklisted, "R-LIAR", wire.CardBlacklisted)
+	r.wantEvents(audit.KindReadOK, 0)
+	r.wantStats(0, map[wire.Code]uint64{wire.SerialMismatch: 1, wire.CardBlacklisted: 1})
+
+	// The same connection reads honestly afterwards.
+	s := rc.open(card, rawOpen{})
+	if turn := s.finish(card, s.untilScript()); turn.result == nil {
+		t.Fatalf("honest read after 202: %v", turn.err)
+	}
+	r.checkPool()
 }
 
 // The same card read by two readers within the clone window raises a

@@ -2,7 +2,6 @@ package appliance
 
 import (
 	"encoding/binary"
-	"strings"
 	"testing"
 
 	"github.com/samrack/samrack/api/client"
@@ -96,6 +95,10 @@ func TestProtocolErrors(t *testing.T) {
 			rc.open(card, rawOpen{}).untilScript()
 			rc.send(&wire.FindConfirm{Sealed: []byte{1}})
 		}, wire.UnexpectedMessage, true},
+		{"unsupported version for the card's answer", func(r *rig, rc *rawConn, card *sim.Card) {
+			rc.open(card, rawOpen{}).untilScript()
+			rc.sendRaw(header(2, 0, 13))
+		}, wire.UnsupportedVersion, true},
 		{"two messages for the card's answer", func(r *rig, rc *rawConn, card *sim.Card) {
 			rc.open(card, rawOpen{}).untilScript()
 			rc.send(&wire.Relay{Sealed: []byte{1}}, &wire.Relay{Sealed: []byte{2}})
@@ -109,8 +112,11 @@ func TestProtocolErrors(t *testing.T) {
 			tc.do(r, rc, card)
 			we := rc.wantError(tc.code)
 			rc.wantClosed()
-			if tc.code == wire.UnsupportedVersion && !strings.Contains(we.Message, "1") {
-				t.Errorf("404 message %q does not list version 1", we.Message)
+			if tc.code == wire.UnsupportedVersion {
+				// PROTOCOL.md §11: exactly "versions: " and the list.
+				if v, ok := wire.ParseVersions(we.Message); we.Message != "versions: 1" || !ok || len(v) != 1 || v[0] != 1 {
+					t.Errorf("404 message %q, want \"versions: 1\"", we.Message)
+				}
 			}
 			e := r.wantEvent(audit.KindFrameMalformed, "", tc.code)
 			if e.Reader != "R-BAD" {

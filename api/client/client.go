@@ -30,7 +30,6 @@ import (
 	"github.com/samrack/samrack/api/wire"
 	"github.com/samrack/samrack/drivers/ga467"
 	"github.com/samrack/samrack/drivers/idcard"
-	"github.com/samrack/samrack/drivers/samhost"
 )
 
 // Option configures a Client.
@@ -428,7 +427,7 @@ func (r *read) result(m *wire.Result) error {
 	if err != nil {
 		return fmt.Errorf("samrack: open result: %w", err)
 	}
-	rd, err := samhost.ParseReading(plain, r.ro.Fingerprint)
+	rd, err := wire.DecodeResult(plain, r.ro.Fingerprint)
 	clear(plain)
 	if err != nil {
 		return fmt.Errorf("samrack: result: %w", err)

@@ -175,3 +175,40 @@ func (e *Error) Is(target error) bool {
 	t, ok := target.(*Error)
 	return ok && t != nil && t.Code == e.Code
 }
+
+// Versions lists the protocol versions this package speaks.
+var Versions = []uint8{Version}
+
+// versionsPrefix starts the message of every UnsupportedVersion Error.
+const versionsPrefix = "versions: "
+
+// VersionsMessage is the message of an UnsupportedVersion (404) Error:
+// exactly "versions: " and the versions spoken, in decimal, separated by
+// commas ("versions: 1", "versions: 1,2"). PROTOCOL.md §11 specifies it so
+// that a reader can parse it; ParseVersions does.
+func VersionsMessage() string {
+	s := make([]string, len(Versions))
+	for i, v := range Versions {
+		s[i] = fmt.Sprint(v)
+	}
+	return versionsPrefix + strings.Join(s, ",")
+}
+
+// ParseVersions reads the versions out of the message of a 404 Error. It
+// tolerates spaces around the commas; ok is false if msg does not start
+// with "versions: " or lists no valid version (1..255).
+func ParseVersions(msg string) (versions []uint8, ok bool) {
+	rest, found := strings.CutPrefix(msg, versionsPrefix)
+	if !found {
+		return nil, false
+	}
+	for _, f := range strings.Split(rest, ",") {
+		var v uint8
+		f = strings.TrimSpace(f)
+		if _, err := fmt.Sscanf(f, "%d", &v); err != nil || v == 0 || fmt.Sprint(v) != f {
+			return nil, false
+		}
+		versions = append(versions, v)
+	}
+	return versions, len(versions) > 0
+}

@@ -433,7 +433,7 @@ func (c *conn) frameError(err error) {
 		code = wire.Malformed
 	}
 	c.s.audit(audit.Event{Kind: audit.KindFrameMalformed, Reader: c.reader, Code: int(code), Detail: err.Error()})
-	c.sendError(code, 0, err.Error())
+	c.sendError(code, 0, errorMessage(code, err.Error()))
 	c.flush()
 }
 

@@ -3,7 +3,6 @@ package dispatch
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -13,6 +12,7 @@ import (
 	"github.com/samrack/samrack/api/wire"
 	"github.com/samrack/samrack/appliance/audit"
 	"github.com/samrack/samrack/drivers/ga467"
+	"github.com/samrack/samrack/drivers/idcard"
 	"github.com/samrack/samrack/drivers/sam"
 )
 
@@ -91,6 +91,14 @@ func (c *conn) open(ctx context.Context, m *wire.Open) bool {
 		c.sendError(wire.CardBlacklisted, 0, "card is blacklisted")
 		return false
 	}
+	if uid, ok := prefetchedSerial(pre.Prefetch); ok && uid != s.declared {
+		// The card's own answer to GET UID, as the reader prefetched it,
+		// already contradicts the declared serial: refuse now rather than
+		// hold a SAM for a whole read that deliver would refuse. Not
+		// authenticated (the reader could forge it), so it only ever
+		// refuses; the SAM-authenticated check in deliver stays the guard.
+		return c.refuseUID(s, uid)
+	}
 	var share *wire.KeyShare
 	for i := range m.KeyShares {
 		if slices.Contains(suite.Supported(), m.KeyShares[i].Suite) {
@@ -126,6 +134,36 @@ func (c *conn) open(ctx context.Context, m *wire.Open) bool {
 	c.sess = s
 	c.out = append(c.out, &wire.Accept{SessionID: s.id, Suite: share.Suite, Public: eph.Public()})
 	return true
+}
+
+// prefetchedSerial is the card serial in the reply to the first prefetched
+// GET UID, if there is one and it is well formed.
+func prefetchedSerial(ex []wire.Exchange) (sam.Serial, bool) {
+	for _, e := range ex {
+		if bytes.Equal(e.Cmd, idcard.GetUID) {
+			uid, err := idcard.ParseSerial(e.Resp)
+			return uid, err == nil
+		}
+	}
+	return sam.Serial{}, false
+}
+
+// refuseUID refuses an Open whose prefetched GET UID differs from the
+// declared serial, in the order deliver uses: a blacklisted card is told
+// 201, any other 202; both raise the tampering alert. No SAM was leased.
+func (c *conn) refuseUID(s *session, uid sam.Serial) bool {
+	r := s.reader
+	card := c.s.cfg.HashCard(uid)
+	c.s.audit(audit.Event{Kind: audit.KindReaderTamper, Reader: r.Serial, Card: card, Declared: s.hash,
+		Code: int(wire.SerialMismatch), Detail: "declared card serial differs from the prefetched GET UID"})
+	code, msg := wire.SerialMismatch, "card serial mismatch"
+	if c.s.cfg.Directory.CardBlacklisted(uid) {
+		c.s.audit(audit.Event{Kind: audit.KindCardBlacklisted, Reader: r.Serial, Card: card, Code: int(wire.CardBlacklisted), Detail: "prefetched GET UID"})
+		code, msg = wire.CardBlacklisted, "card is blacklisted"
+	}
+	c.s.audit(audit.Event{Kind: audit.KindReadRejected, Reader: r.Serial, Card: card, Code: int(code), Detail: msg + " (prefetched GET UID)"})
+	c.sendError(code, 0, msg)
+	return false
 }
 
 func (c *conn) lease(ctx context.Context, s *session) error {
@@ -270,7 +308,11 @@ func (c *conn) deliver(rd *sam.Reading) {
 		c.finish(wire.SerialMismatch, audit.KindReadRejected, "card serial mismatch", 0)
 		return
 	}
-	data := encodeReading(rd, s.what)
+	data, err := encodeReading(rd, s.what)
+	if err != nil { // the SAM driver checked the reply's bounds: a bug
+		c.finish(wire.Internal, "read.failed", "result: "+err.Error(), 0)
+		return
+	}
 	sealed := s.keys.Seal(data)
 	clear(data)
 	slot, id := s.lease.Slot(), s.lease.SAMID().String()
@@ -301,7 +343,7 @@ func (c *conn) sessionError(err error) (retry, fatal bool) {
 	if s.linkErr != nil {
 		code := s.linkCode
 		fatal = code != wire.CardGone
-		c.finish(code, "read.failed", s.linkErr.Error(), 0)
+		c.finish(code, "read.failed", errorMessage(code, s.linkErr.Error()), 0)
 		return false, fatal
 	}
 	if s.cardGone {
@@ -332,6 +374,16 @@ func (c *conn) sessionError(err error) (retry, fatal bool) {
 	}
 	c.finish(code, "read.failed", err.Error(), 0)
 	return false, false
+}
+
+// errorMessage is the Error message for code: for 404 the parseable list
+// of versions PROTOCOL.md §11 specifies (wire.VersionsMessage), else
+// detail.
+func errorMessage(code wire.Code, detail string) string {
+	if code == wire.UnsupportedVersion {
+		return wire.VersionsMessage()
+	}
+	return detail
 }
 
 // finish ends the session with an error code: the SAM (if still leased) is
@@ -523,22 +575,11 @@ func (l *link) toReader(ctx context.Context, cmds [][]byte) ([][]byte, error) {
 	return replies, nil
 }
 
-// encodeReading is the DATA of a GA 467 read reply: little-endian lengths
-// of text, photo (and fingerprint), then the data.
-func encodeReading(rd *sam.Reading, what sam.ReadWhat) []byte {
-	n := 2
-	if what == sam.ReadFingerprint {
-		n = 3
-	}
-	b := make([]byte, 0, 2*n+len(rd.Text)+len(rd.Photo)+len(rd.Fingerprint))
-	b = binary.LittleEndian.AppendUint16(b, uint16(len(rd.Text)))
-	b = binary.LittleEndian.AppendUint16(b, uint16(len(rd.Photo)))
-	if n == 3 {
-		b = binary.LittleEndian.AppendUint16(b, uint16(len(rd.Fingerprint)))
-	}
-	b = append(b, rd.Text...)
-	b = append(b, rd.Photo...)
-	return append(b, rd.Fingerprint...)
+// encodeReading is the plaintext of a successful Result (wire.EncodeResult:
+// the version-1 length order, see wire.ResultOrder).
+func encodeReading(rd *sam.Reading, what sam.ReadWhat) ([]byte, error) {
+	return wire.EncodeResult(&ga467.ReadReply{Text: rd.Text, Photo: rd.Photo, Fingerprint: rd.Fingerprint,
+		WithFingerprint: what == sam.ReadFingerprint})
 }
 
 func fullRead(r interface{ Read([]byte) (int, error) }, b []byte) (int, error) {

@@ -5,22 +5,45 @@ import (
 	"encoding/hex"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 )
 
 // Description is a captured frame explained for a hardware team: what
 // `samctl ga467 decode` prints. Decoded personal data is redacted.
 type Description struct {
-	Direction string   `json:"direction"` // "host→SAM" or "SAM→host"
-	Len       int      `json:"len"`
-	Checksum  string   `json:"checksum"` // "ok" or what was wrong
-	Cmd       string   `json:"cmd,omitempty"`
-	Para      string   `json:"para,omitempty"`
-	SW        string   `json:"sw,omitempty"`
-	Meaning   string   `json:"meaning"`
-	Data      string   `json:"data,omitempty"` // hex
-	DataLen   int      `json:"data_len"`
-	Details   []string `json:"details,omitempty"`
-	Garbage   int      `json:"skipped_bytes,omitempty"` // bytes before the preamble
+	Direction string              `json:"direction"` // "host→SAM" or "SAM→host"
+	Len       int                 `json:"len"`
+	Checksum  string              `json:"checksum"` // "ok" or what was wrong
+	Cmd       string              `json:"cmd,omitempty"`
+	Para      string              `json:"para,omitempty"`
+	SW        string              `json:"sw,omitempty"`
+	Meaning   string              `json:"meaning"`
+	Data      string              `json:"data,omitempty"` // hex
+	DataLen   int                 `json:"data_len"`
+	Details   []string            `json:"details,omitempty"`
+	Garbage   int                 `json:"skipped_bytes,omitempty"` // bytes before the preamble
+	Reading   *ReadingDescription `json:"reading,omitempty"`
+
+	personal bool
+}
+
+// ReadingDescription is a read reply (30 01 or 30 10) explained.
+type ReadingDescription struct {
+	Order           string  `json:"order"` // "big-endian" (GA 467) or "little-endian" (not GA 467)
+	TextLen         int     `json:"text_len"`
+	PhotoLen        int     `json:"photo_len"`
+	WithFingerprint bool    `json:"with_fingerprint"` // the 30 10 form
+	FingerprintLen  int     `json:"fingerprint_len"`
+	CardType        string  `json:"card_type,omitempty"`
+	TextError       string  `json:"text_error,omitempty"`
+	Fields          []Field `json:"fields,omitempty"` // decoded text fields, only when asked for (personal data)
+}
+
+// DescribeOptions tune Describe.
+type DescribeOptions struct {
+	Reply    bool // read the frame as a SAM→host reply
+	Command  bool // read the frame as a host→SAM command
+	Personal bool // show the decoded text fields of a read reply (personal data)
 }
 
 var cmdNames = map[[2]byte]string{
@@ -45,7 +68,14 @@ var cmdNames = map[[2]byte]string{
 // skipped and counted). asReply forces the SAM→host reading; otherwise a
 // frame whose first two body bytes are 00 00 (SW1 SW2) is taken for a reply.
 func Describe(b []byte, asReply, asCommand bool) (*Description, error) {
-	d := &Description{}
+	return DescribeWith(b, DescribeOptions{Reply: asReply, Command: asCommand})
+}
+
+// DescribeWith is Describe with options. Without Personal the decoded text
+// fields of a read reply are withheld: only their names and sizes show.
+func DescribeWith(b []byte, o DescribeOptions) (*Description, error) {
+	asReply, asCommand := o.Reply, o.Command
+	d := &Description{personal: o.Personal}
 	i := strings.Index(string(b), string(Preamble[:]))
 	if i < 0 {
 		return nil, ErrNoPreamble
@@ -80,7 +110,7 @@ func Describe(b []byte, asReply, asCommand bool) (*Description, error) {
 		d.SW = fmt.Sprintf("%02X %02X %02X", r.SW1, r.SW2, r.SW3)
 		d.Meaning = StatusText(r.SW3)
 		d.setData(r.Data)
-		d.Details = append(d.Details, describeReplyData(r)...)
+		d.Details = append(d.Details, d.describeReplyData(r)...)
 		return d, nil
 	}
 	c := Command{Cmd: body[0], Para: body[1], Data: body[2:]}
@@ -104,7 +134,7 @@ func (d *Description) setData(b []byte) {
 	}
 }
 
-func describeReplyData(r Reply) []string {
+func (d *Description) describeReplyData(r Reply) []string {
 	var out []string
 	switch {
 	case r.SW3 == SW3CardExchange:
@@ -118,20 +148,7 @@ func describeReplyData(r Reply) []string {
 	case len(r.Data) == 8:
 		out = append(out, fmt.Sprintf("card serial %X (if this answers 20 02)", r.Data))
 	case len(r.Data) >= 4+TextLen:
-		lens := []int{int(binary.LittleEndian.Uint16(r.Data)), int(binary.LittleEndian.Uint16(r.Data[2:]))}
-		off := 4
-		if len(r.Data) >= 6 && 6+lens[0]+lens[1]+int(binary.LittleEndian.Uint16(r.Data[4:])) == len(r.Data) {
-			lens = append(lens, int(binary.LittleEndian.Uint16(r.Data[4:])))
-			off = 6
-		}
-		out = append(out, fmt.Sprintf("read reply: lengths %v (text, photo[, fingerprint])", lens))
-		if lens[0] == TextLen && off+TextLen <= len(r.Data) {
-			if id, err := DecodeText(r.Data[off : off+TextLen]); err == nil {
-				out = append(out, "text block decodes: "+id.Redacted()+" (personal fields withheld)")
-			} else {
-				out = append(out, "text block does not decode: "+err.Error())
-			}
-		}
+		out = append(out, d.describeReading(r.Data)...)
 	}
 	return out
 }
@@ -148,6 +165,49 @@ func describeCardFrames(b []byte) []string {
 			s = s[:48] + "…"
 		}
 		out = append(out, fmt.Sprintf("  [%d] %d bytes %s", i, len(f), s))
+	}
+	return out
+}
+
+// describeReading explains the DATA of a read reply, decoded by the one
+// read-reply codec (SniffReadReply: either form, either length order).
+func (d *Description) describeReading(data []byte) []string {
+	rr, order, err := SniffReadReply(data)
+	if err != nil {
+		return []string{"read reply does not decode: " + err.Error()}
+	}
+	rd := &ReadingDescription{Order: "big-endian", TextLen: len(rr.Text), PhotoLen: len(rr.Photo),
+		WithFingerprint: rr.WithFingerprint, FingerprintLen: len(rr.Fingerprint)}
+	d.Reading = rd
+	lens := fmt.Sprintf("text %d, photo %d", rd.TextLen, rd.PhotoLen)
+	form := "30 01 form"
+	if rr.WithFingerprint {
+		lens += fmt.Sprintf(", fingerprint %d", rd.FingerprintLen)
+		form = "30 10 form"
+		if rd.FingerprintLen == 0 {
+			lens += " (card without fingerprints)"
+		}
+	}
+	out := []string{fmt.Sprintf("read reply (%s): lengths %s bytes, big-endian as GA 467 has them", form, lens)}
+	if order != ReplyOrder {
+		rd.Order = "little-endian"
+		out[0] = fmt.Sprintf("read reply (%s): lengths %s bytes, LITTLE-endian: not what a SAM-V sends (GA 467 lengths are big-endian)", form, lens)
+	}
+	out = append(out, fmt.Sprintf("photo: %d bytes (WLT)", rd.PhotoLen))
+	id, err := DecodeText(rr.Text)
+	if err != nil {
+		rd.TextError = err.Error()
+		return append(out, "text block does not decode: "+err.Error())
+	}
+	rd.CardType = id.Type.String()
+	out = append(out, "text block: "+rd.CardType+" card")
+	for _, f := range id.Fields() {
+		if d.personal {
+			rd.Fields = append(rd.Fields, f)
+			out = append(out, fmt.Sprintf("  %s: %s", f.Name, f.Value))
+		} else {
+			out = append(out, fmt.Sprintf("  %s: %d characters (withheld: personal data; --personal shows it)", f.Name, utf8.RuneCountInString(f.Value)))
+		}
 	}
 	return out
 }

@@ -17,10 +17,10 @@ func unhex(s string) []byte {
 	return b
 }
 
-// wire prepends the preamble to the bytes of a ga467.md example.
+// wire prepends the preamble to the bytes of a published example.
 func wire(s string) []byte { return append(Preamble[:len(Preamble):len(Preamble)], unhex(s)...) }
 
-// Byte-exact examples from ga467.md (preamble omitted there).
+// Byte-exact examples published by public host implementations (preamble omitted).
 var commandExamples = []struct {
 	name string
 	cmd  Command

@@ -10,7 +10,7 @@ import (
 	"time"
 )
 
-// seedFrames adds every byte-exact example of ga467.md, and a few damaged
+// seedFrames adds every published byte-exact example, and a few damaged
 // frames, to the corpus of f.
 func seedFrames(f *testing.F) {
 	for _, e := range commandExamples {

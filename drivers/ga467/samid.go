@@ -14,7 +14,10 @@ var ErrSAMID = errors.New("ga467: malformed SAM ID")
 
 // SAMID is the 16-byte identity of a SAM module: two 16-bit numbers, a
 // manufacturing date and two serials, all little-endian on the wire, printed
-// as 05.01-20101125-0012345678-1234567890.
+// as 05.01-20101125-0012345678-1234567890. Little-endian as public host code
+// reads it: HslCommunication's SAMSerial.ExtractSafeModuleNumber
+// (github.com/dathlin/HslCommunication) takes the low bytes of the two u16
+// and .NET BitConverter.ToInt32, little-endian, for the three u32.
 type SAMID struct {
 	A, B    uint16
 	Date    uint32 // YYYYMMDD as a decimal number

@@ -153,7 +153,8 @@ var residentFields = []textField{
 	{"valid to", validTo, at(204, 16), checkValidTo},
 }
 
-// layouts are the field tables of ga467.md, per card type. Bytes no field
+// layouts are the field tables of the text block, per card type (api/PROTOCOL.md,
+// appendix A, gives the same tables to reader makers). Bytes no field
 // covers are reserved: ignored on decode, spaces on encode (except the type
 // mark at offset 248).
 var layouts = map[CardType][]textField{
@@ -229,6 +230,23 @@ func DecodeText(b []byte) (*Identity, error) {
 		*f.get(id) = v
 	}
 	return id, nil
+}
+
+// Field is one decoded field of a text block, named as in its layout.
+type Field struct {
+	Name  string `json:"name"`
+	Value string `json:"value"`
+}
+
+// Fields lists the fields of id's card type in layout order. The values
+// are personal information: show them only to whoever holds the card data
+// already (a hardware team decoding its own capture); never log them.
+func (id *Identity) Fields() []Field {
+	var out []Field
+	for _, f := range layouts[id.Type] {
+		out = append(out, Field{Name: f.name, Value: *f.get(id)})
+	}
+	return out
 }
 
 // textType reads the card-type mark. A resident card has a space (some

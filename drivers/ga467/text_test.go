@@ -105,7 +105,7 @@ func utf16le(s string, n int) []byte {
 	return b
 }
 
-// TestTextLayout checks byte offsets against the field tables of ga467.md,
+// TestTextLayout checks byte offsets against the published field tables (PROTOCOL.md appendix A),
 // independently of the layout tables of text.go.
 func TestTextLayout(t *testing.T) {
 	tests := []struct {

@@ -53,7 +53,7 @@ func (s *frameSAM) answer(cmd ga467.Command, inFind *bool) (ga467.Reply, bool) {
 	case cmd.Cmd == ga467.CmdCard && cmd.Para == ga467.ParaSelect:
 		return ga467.Reply{SW3: ga467.SW3OK, Data: s.serial[:]}, true
 	case cmd.Cmd == ga467.CmdRead && cmd.Para == ga467.ParaReadText:
-		data := []byte{0, 1, 0, 4}
+		data := []byte{0x01, 0x00, 0x04, 0x00} // 256, 1024: big-endian as a SAM-V sends them
 		data = append(append(data, s.text...), s.photo...)
 		return ga467.Reply{SW3: ga467.SW3OK, Data: data}, true
 	}

@@ -133,35 +133,16 @@ func (h *Host) Read(ctx context.Context, link sam.CardLink, what sam.ReadWhat) (
 	return rd, nil
 }
 
-// ParseReading splits the DATA of a read reply: little-endian lengths of the
-// text, photo (and fingerprint) followed by the data itself. The result
-// copies data.
+// ParseReading splits the DATA of a read reply as a SAM-V sends it
+// (ga467.DecodeReadReply: big-endian lengths of the text, photo and, for
+// 30 10, fingerprint, then the data). A card without fingerprints gives a
+// nil Fingerprint. The result copies data.
 func ParseReading(data []byte, fingerprint bool) (*sam.Reading, error) {
-	n := 2
-	if fingerprint {
-		n = 3
+	rr, err := ga467.DecodeReadReply(data, fingerprint)
+	if err != nil {
+		return nil, err
 	}
-	if len(data) < 2*n {
-		return nil, fmt.Errorf("read reply of %d bytes", len(data))
-	}
-	lens := make([]int, n)
-	total := 2 * n
-	for i := range lens {
-		lens[i] = int(data[2*i]) | int(data[2*i+1])<<8
-		total += lens[i]
-	}
-	if lens[0] != 256 || lens[1] > 1024 || (fingerprint && lens[2] > 1024) {
-		return nil, fmt.Errorf("read reply lengths %v", lens)
-	}
-	if total != len(data) {
-		return nil, fmt.Errorf("read reply lengths %v do not add up to %d bytes", lens, len(data))
-	}
-	body := append([]byte(nil), data[2*n:]...)
-	rd := &sam.Reading{Text: body[:lens[0]:lens[0]], Photo: body[lens[0] : lens[0]+lens[1] : lens[0]+lens[1]]}
-	if fingerprint && lens[2] > 0 {
-		rd.Fingerprint = body[lens[0]+lens[1]:]
-	}
-	return rd, nil
+	return &sam.Reading{Text: rr.Text, Photo: rr.Photo, Fingerprint: rr.Fingerprint}, nil
 }
 
 // Close implements sam.SAM.

@@ -50,12 +50,13 @@ func cardReply(t *testing.T, replies ...[]byte) ga467.Command {
 	return ga467.Command{Cmd: ga467.CmdCardReply, Data: data}
 }
 
-// readData is the DATA of a read reply: LE lengths, then text, photo and
+// readData is the DATA of a read reply: big-endian lengths, then text, photo and
 // optionally fingerprint.
 func readData(text, photo, fp []byte) []byte {
-	b := []byte{byte(len(text)), byte(len(text) >> 8), byte(len(photo)), byte(len(photo) >> 8)}
+	// Big-endian lengths, as a SAM-V sends them (the facts sheet's `01 00 04 00`).
+	b := []byte{byte(len(text) >> 8), byte(len(text)), byte(len(photo) >> 8), byte(len(photo))}
 	if fp != nil {
-		b = append(b, byte(len(fp)), byte(len(fp)>>8))
+		b = append(b, byte(len(fp)>>8), byte(len(fp)))
 	}
 	b = append(b, text...)
 	b = append(b, photo...)
@@ -321,7 +322,8 @@ func TestParseReading(t *testing.T) {
 		{"no fingerprint on the card", readData(text, photo, []byte{}), true, false, 0},
 		{"short photo", readData(text, photo[:100], nil), false, false, 0},
 		{"empty", nil, false, true, 0},
-		{"lengths only, cut", []byte{0, 1, 0, 4, 0}, false, true, 0},
+		{"lengths only, cut", []byte{1, 0, 4, 0, 0}, false, true, 0},
+		{"little-endian lengths", append([]byte{0, 1, 0, 4}, readData(text, photo, nil)[4:]...), false, true, 0},
 		{"fingerprint lengths cut", readData(text, photo, nil)[:4], true, true, 0},
 		{"text not 256", readData(text[:255], photo, nil), false, true, 0},
 		{"photo over 1024", readData(text, make([]byte, 1025), nil), false, true, 0},

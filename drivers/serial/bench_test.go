@@ -36,7 +36,7 @@ func BenchmarkSerialRead(b *testing.B) {
 		}
 		defer slave.Close()
 		data := make([]byte, 4+256+1024)
-		copy(data, []byte{0x00, 0x01, 0x00, 0x04}) // text 256, photo 1024, little-endian
+		copy(data, []byte{0x01, 0x00, 0x04, 0x00}) // text 256, photo 1024, big-endian as a SAM-V sends them
 		reply, err := ga467.Reply{SW3: ga467.SW3OK, Data: data}.Frame()
 		if err != nil || len(reply) != 1295 {
 			b.Fatalf("reply frame of %d bytes, %v", len(reply), err)

@@ -4,7 +4,7 @@
 //
 // The line is GA 467's UART: 115200 baud 8N1 by default, 57600, 38400,
 // 19200 or 9600 after a set-UART-speed command (60 00..04), no flow control
-// (see /work/shared/ga467.md and GA/T 467-2019). OpenPort opens a tty raw
+// (see package ga467 and GA/T 467-2019). OpenPort opens a tty raw
 // and returns it as a ga467.Stream whose deadlines come from Go's poller;
 // Open puts a samhost.Host on it, so frames, resynchronisation after line
 // noise (ga467.Conn), per-operation deadlines and the card-frame tunnel are

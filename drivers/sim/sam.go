@@ -3,7 +3,6 @@ package sim
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"math/rand/v2"
 	"sync"
@@ -403,18 +402,13 @@ func (s *SAM) finishReadLocked(p *pending, replies [][]byte) (ga467.Reply, bool)
 		files[ref.File] = append(files[ref.File], plain...)
 	}
 	text, photo := files[idcard.FileText], files[idcard.FilePhoto]
-	lens := []int{len(text), len(photo)}
+	rr := &ga467.ReadReply{Text: text, Photo: photo}
 	if p.para == ga467.ParaReadAll {
-		lens = append(lens, len(files[idcard.FileFingerprint]))
+		rr.WithFingerprint, rr.Fingerprint = true, files[idcard.FileFingerprint]
 	}
-	data := make([]byte, 0, 2*len(lens)+len(text)+len(photo)+len(files[idcard.FileFingerprint]))
-	for _, n := range lens {
-		data = binary.LittleEndian.AppendUint16(data, uint16(n))
-	}
-	data = append(data, text...)
-	data = append(data, photo...)
-	if p.para == ga467.ParaReadAll {
-		data = append(data, files[idcard.FileFingerprint]...)
+	data, err := ga467.EncodeReadReply(rr)
+	if err != nil {
+		return ga467.Status(ga467.SW3InfoLength), false
 	}
 	return ga467.Reply{SW3: ga467.SW3OK, Data: data}, true
 }

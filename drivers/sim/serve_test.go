@@ -109,7 +109,7 @@ func TestHandleOrder(t *testing.T) {
 	}
 }
 
-// TestFrameSizes checks the wire sizes of ga467.md: 1295 bytes for text +
+// TestFrameSizes checks the published wire sizes: 1295 bytes for text +
 // photo, 2321 with fingerprint, and the byte-exact find reply.
 func TestFrameSizes(t *testing.T) {
 	s := newSAM()
@@ -134,7 +134,7 @@ func TestFrameSizes(t *testing.T) {
 	tunnel(t, s, card2, ga467.FindCard)
 	tunnel(t, s, card2, ga467.SelectCard)
 	r := tunnel(t, s, card2, ga467.ReadAll)
-	if r.SW3 != ga467.SW3OK || !bytes.Equal(r.Data[:6], []byte{0x00, 0x01, 0x00, 0x04, 0x00, 0x00}) {
+	if r.SW3 != ga467.SW3OK || !bytes.Equal(r.Data[:6], []byte{0x01, 0x00, 0x04, 0x00, 0x00, 0x00}) {
 		t.Errorf("read all without fingerprint: %v % X", r, r.Data[:6])
 	}
 }
@@ -180,11 +180,11 @@ func TestServeRaw(t *testing.T) {
 		send []byte
 		want []byte // after the preamble
 	}{
-		{"status (ga467.md bytes)", []byte{0x00, 0x03, 0x11, 0xFF, 0xED}, []byte{0x00, 0x04, 0x00, 0x00, 0x90, 0x94}},
+		{"status (published bytes)", []byte{0x00, 0x03, 0x11, 0xFF, 0xED}, []byte{0x00, 0x04, 0x00, 0x00, 0x90, 0x94}},
 		{"bad checksum", []byte{0x00, 0x03, 0x11, 0xFF, 0xEE}, []byte{0x00, 0x04, 0x00, 0x00, 0x10, 0x14}},
 		{"impossible LEN is noise", []byte{0x00, 0x02, 0x11, 0xAA, 0xAA, 0xAA, 0x96, 0x69, 0x00, 0x03, 0x11, 0xFF, 0xED}, []byte{0x00, 0x04, 0x00, 0x00, 0x90, 0x94}},
 		{"status with DATA", []byte{0x00, 0x04, 0x11, 0xFF, 0x00, 0xEA}, []byte{0x00, 0x04, 0x00, 0x00, 0x11, 0x15}},
-		{"reset (ga467.md bytes)", []byte{0x00, 0x03, 0x10, 0xFF, 0xEC}, []byte{0x00, 0x04, 0x00, 0x00, 0x90, 0x94}},
+		{"reset (published bytes)", []byte{0x00, 0x03, 0x10, 0xFF, 0xEC}, []byte{0x00, 0x04, 0x00, 0x00, 0x90, 0x94}},
 	}
 	for _, tt := range tests {
 		if _, err := c.Write(append(append([]byte{}, pre...), tt.send...)); err != nil {
@@ -202,7 +202,7 @@ func TestServeRaw(t *testing.T) {
 	if err != nil || r.SW3 != ga467.SW3OK || len(r.Data) != ga467.SAMIDLen {
 		t.Errorf("SAM ID after noise: %v %v", r, err)
 	}
-	// The find request of ga467.md starts a tunnel exchange.
+	// The published find request starts a tunnel exchange.
 	c.Write(append(append([]byte{}, pre...), 0x00, 0x03, 0x20, 0x01, 0x22))
 	r, err = ga467.ParseReply(readReply(t, c))
 	if err != nil || r.SW3 != ga467.SW3CardExchange {

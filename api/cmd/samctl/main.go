@@ -533,7 +533,7 @@ func parseWhen(s string, now time.Time) (time.Time, error) {
 
 func ga467Cmd(a *app) *cobra.Command {
 	g := &cobra.Command{Use: "ga467", Short: "GA 467 frame tools for hardware teams (no appliance needed)"}
-	var reply, command bool
+	var reply, command, personal bool
 	decode := &cobra.Command{
 		Use:   "decode HEX...",
 		Short: "Decode a captured GA 467 frame (spaces allowed; garbage before the preamble is skipped)",
@@ -544,7 +544,7 @@ func ga467Cmd(a *app) *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("not hex: %w", err)
 			}
-			d, err := ga467.Describe(b, reply, command)
+			d, err := ga467.DescribeWith(b, ga467.DescribeOptions{Reply: reply, Command: command, Personal: personal})
 			if err != nil {
 				return err
 			}
@@ -571,6 +571,7 @@ func ga467Cmd(a *app) *cobra.Command {
 	}
 	decode.Flags().BoolVar(&reply, "reply", false, "read it as a SAM→host reply")
 	decode.Flags().BoolVar(&command, "command", false, "read it as a host→SAM command")
+	decode.Flags().BoolVar(&personal, "personal", false, "show the decoded text fields of a read reply (personal data: your own test cards only)")
 	g.AddCommand(decode)
 	return g
 }
