@@ -339,14 +339,14 @@ func (d *directory) CardBlacklisted(serial sam.Serial) bool {
 func (d *directory) PreferredSAMs(reader string) []ga467.SAMID { return d.st.Affinity(reader) }
 
 func (d *directory) AuthFailed(ctx context.Context, reader string) {
-	before, _ := d.st.Reader(reader)
 	cmd := &state.Command{Version: state.CommandVersion, Op: state.OpRecordAuthFailure, Serial: reader, Threshold: d.threshold, By: "appliance"}
-	if err := d.st.Apply(ctx, cmd); err != nil {
+	res, err := d.st.Exec(ctx, cmd)
+	if err != nil {
 		return
 	}
-	if after, ok := d.st.Reader(reader); ok && after.Status == state.ReaderSuspended && before.Status != state.ReaderSuspended {
+	if res.Suspended { // decided by the FSM when it applied the command, on every replica alike
 		d.audit.Record(audit.Event{Kind: audit.KindReaderSuspended, Reader: reader, Slot: audit.NoSlot,
-			Detail: fmt.Sprintf("%d failed authentications in a row", after.FailedAuth)})
+			Detail: fmt.Sprintf("%d failed authentications in a row", res.Reader.FailedAuth)})
 	}
 }
 

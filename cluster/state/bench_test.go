@@ -27,7 +27,7 @@ func buildCards(b testing.TB, n int) (*FSM, []uint64) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if err := f.Apply(enc); err != nil {
+		if _, err := f.Apply(enc); err != nil {
 			b.Fatal(err)
 		}
 	}
