@@ -438,3 +438,10 @@ func readSnapshot(r io.Reader) (*tables, error) {
 	}
 	return &t, nil
 }
+
+// VerifySnapshot reads a snapshot completely and checks it, changing
+// nothing: what a restore would refuse, it refuses (ErrBadSnapshot).
+func VerifySnapshot(r io.Reader) error {
+	_, err := readSnapshot(r)
+	return err
+}
