@@ -21,6 +21,7 @@ import (
 	"github.com/samrack/samrack/appliance/audit"
 	"github.com/samrack/samrack/appliance/dispatch"
 	"github.com/samrack/samrack/appliance/pki"
+	"github.com/samrack/samrack/cluster/raftstore"
 	"github.com/samrack/samrack/cluster/state"
 	"github.com/samrack/samrack/drivers/ga467"
 	"github.com/samrack/samrack/drivers/sam"
@@ -32,7 +33,7 @@ import (
 // Config of one appliance. The zero value (plus DataDir) is the embedded
 // default: a simulated rack of 8 SAMs, embedded storage, a dev CA.
 type Config struct {
-	DataDir string // state.db, pki/, audit.key, audit.log
+	DataDir string // raft/ (replicated state), pki/, audit.key, audit.log
 	Listen  string // reader TLS address; default ":7467"
 	Admin   string // admin HTTP address (loopback); default "127.0.0.1:7480"
 	// Advertise is the reader address written into credential bundles;
@@ -64,7 +65,7 @@ type Config struct {
 type Appliance struct {
 	cfg     Config
 	log     *slog.Logger
-	store   *state.Local
+	store   *raftstore.Store
 	pki     *pki.PKI
 	audit   *audit.Log
 	hasher  *audit.Hasher
@@ -108,7 +109,7 @@ func New(cfg Config) (a *Appliance, err error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, err
 	}
-	if a.store, err = state.OpenLocal(filepath.Join(cfg.DataDir, "state.db")); err != nil {
+	if a.store, err = openStore(cfg.DataDir); err != nil {
 		return nil, fmt.Errorf("appliance: storage: %w", err)
 	}
 	if a.pki, err = pki.LoadOrCreate(filepath.Join(cfg.DataDir, "pki"), cfg.Hosts); err != nil {
@@ -166,7 +167,7 @@ func isNilCloser(c any) bool {
 		return v == nil
 	case *audit.Log:
 		return v == nil
-	case *state.Local:
+	case *raftstore.Store:
 		return v == nil
 	}
 	return false

@@ -3,9 +3,13 @@ package raftstore
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
+	"strings"
 
 	"github.com/samrack/samrack/cluster/state"
 )
@@ -51,4 +55,31 @@ func (s *Store) MigrateLocal(ctx context.Context, oldDB string) error {
 		return fmt.Errorf("raftstore: migrate: %w", err)
 	}
 	return nil
+}
+
+// LoadOrCreateNodeID returns the node ID kept in dir/node-id, creating a
+// random one ("node-" and 8 hex digits) on first use.
+func LoadOrCreateNodeID(dir string) (string, error) {
+	p := filepath.Join(dir, "node-id")
+	if b, err := os.ReadFile(p); err == nil {
+		id := strings.TrimSpace(string(b))
+		if id == "" {
+			return "", fmt.Errorf("raftstore: %s is empty", p)
+		}
+		return id, nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("raftstore: %w", err)
+	}
+	var r [4]byte
+	if _, err := rand.Read(r[:]); err != nil {
+		return "", err
+	}
+	id := "node-" + hex.EncodeToString(r[:])
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("raftstore: %w", err)
+	}
+	if err := os.WriteFile(p, []byte(id+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("raftstore: %w", err)
+	}
+	return id, nil
 }
