@@ -48,6 +48,10 @@ demo: build ## start an appliance, provision a reader, read three cards, blackli
 bench: deps ## run the benchmarks (figures via b.ReportMetric)
 	$(GO) test -run '^$$' -bench . -benchtime 3s $(GOTESTFLAGS) ./...
 
+.PHONY: bench-100m
+bench-100m: ## the card blacklist benchmark at 100 M entries (needs ~4 GB of memory, minutes)
+	SAMRACK_BLACKLIST_N=100000000 $(GO) test -run '^$$' -bench 'Blacklist100M' -benchtime 1000000x -timeout 60m ./cluster/state/
+
 .PHONY: fuzz
 fuzz: ## run every fuzz target for FUZZTIME each (default 20s)
 	./appliance/scripts/fuzz.sh $(or $(FUZZTIME),20s)

@@ -91,7 +91,7 @@ type node struct {
 }
 
 type cluster struct {
-	t     *testing.T
+	t     testing.TB
 	ca    *testCA
 	nodes []*node
 	tune  func(*raft.Config)
@@ -99,7 +99,7 @@ type cluster struct {
 
 // newCluster starts n nodes over TCP+mTLS on loopback; the first
 // bootstraps and adds the others.
-func newCluster(t *testing.T, n int, tune func(*raft.Config)) *cluster {
+func newCluster(t testing.TB, n int, tune func(*raft.Config)) *cluster {
 	c := &cluster{t: t, ca: newCA(t, "samrack test CA"), tune: tune}
 	for i := range n {
 		id := fmt.Sprintf("n%d", i+1)
