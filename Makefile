@@ -52,6 +52,10 @@ bench: deps ## run the benchmarks (figures via b.ReportMetric)
 bench-flood: deps ## readers under a 20,000-connection flood (SAMRACK_FLOOD_CONNS, SAMRACK_FLOOD_REDIAL): reads ok, p99, peak RSS
 	$(GO) test -run '^$$' -bench '^BenchmarkReaderFlood$$' -benchtime 1x -timeout 10m $(GOTESTFLAGS) ./appliance/
 
+.PHONY: bench-100m
+bench-100m: ## the card blacklist benchmark at 100 M entries (needs ~4 GB of memory, minutes)
+	SAMRACK_BLACKLIST_N=100000000 $(GO) test -run '^$$' -bench 'Blacklist100M' -benchtime 1000000x -timeout 60m ./cluster/state/
+
 .PHONY: fuzz
 fuzz: ## run every fuzz target for FUZZTIME each (default 20s)
 	./appliance/scripts/fuzz.sh $(or $(FUZZTIME),20s)

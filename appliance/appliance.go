@@ -21,6 +21,7 @@ import (
 	"github.com/samrack/samrack/appliance/audit"
 	"github.com/samrack/samrack/appliance/dispatch"
 	"github.com/samrack/samrack/appliance/pki"
+	"github.com/samrack/samrack/cluster/raftstore"
 	"github.com/samrack/samrack/cluster/state"
 	"github.com/samrack/samrack/drivers/ga467"
 	"github.com/samrack/samrack/drivers/sam"
@@ -32,7 +33,7 @@ import (
 // Config of one appliance. The zero value (plus DataDir) is the embedded
 // default: a simulated rack of 8 SAMs, embedded storage, a dev CA.
 type Config struct {
-	DataDir string // state.db, pki/, audit.key, audit.log, admin.json
+	DataDir string // raft/ (replicated state), pki/, audit.key, audit.log, admin.json
 	Listen  string // reader TLS address; default ":7467"
 	// Admin is the admin API's HTTPS address (client certificates only);
 	// default "127.0.0.1:7480". Beyond loopback it is logged at warn.
@@ -71,7 +72,7 @@ type Config struct {
 type Appliance struct {
 	cfg     Config
 	log     *slog.Logger
-	store   *state.Local
+	store   *raftstore.Store
 	pki     *pki.PKI
 	audit   *audit.Log
 	hasher  *audit.Hasher
@@ -106,16 +107,17 @@ func New(cfg Config) (a *Appliance, err error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
-	a = &Appliance{cfg: cfg, log: cfg.Logger}
+	app := &Appliance{cfg: cfg, log: cfg.Logger}
+	a = app
 	defer func() {
 		if err != nil {
-			a.close()
+			app.close() // a is nil here: the error returns set it
 		}
 	}()
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, err
 	}
-	if a.store, err = state.OpenLocal(filepath.Join(cfg.DataDir, "state.db")); err != nil {
+	if a.store, err = openStore(cfg.DataDir); err != nil {
 		return nil, fmt.Errorf("appliance: storage: %w", err)
 	}
 	if a.pki, err = pki.LoadOrCreate(filepath.Join(cfg.DataDir, "pki"), cfg.Hosts); err != nil {
@@ -177,7 +179,7 @@ func isNilCloser(c any) bool {
 		return v == nil
 	case *audit.Log:
 		return v == nil
-	case *state.Local:
+	case *raftstore.Store:
 		return v == nil
 	}
 	return false
@@ -363,14 +365,14 @@ func (d *directory) CardBlacklisted(serial sam.Serial) bool {
 func (d *directory) PreferredSAMs(reader string) []ga467.SAMID { return d.st.Affinity(reader) }
 
 func (d *directory) AuthFailed(ctx context.Context, reader string) {
-	before, _ := d.st.Reader(reader)
 	cmd := &state.Command{Version: state.CommandVersion, Op: state.OpRecordAuthFailure, Serial: reader, Threshold: d.threshold, By: "appliance"}
-	if err := d.st.Apply(ctx, cmd); err != nil {
+	res, err := d.st.Exec(ctx, cmd)
+	if err != nil {
 		return
 	}
-	if after, ok := d.st.Reader(reader); ok && after.Status == state.ReaderSuspended && before.Status != state.ReaderSuspended {
+	if res.Suspended { // decided by the FSM when it applied the command, on every replica alike
 		d.audit.Record(audit.Event{Kind: audit.KindReaderSuspended, Reader: reader, Slot: audit.NoSlot,
-			Detail: fmt.Sprintf("%d failed authentications in a row", after.FailedAuth)})
+			Detail: fmt.Sprintf("%d failed authentications in a row", res.Reader.FailedAuth)})
 	}
 }
 

@@ -1,12 +1,15 @@
 package state
 
 import (
+	"bytes"
 	"fmt"
 	"math/rand/v2"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"testing"
+	"time"
 )
 
 // buildCards returns an FSM with n random card serials in batches of
@@ -27,7 +30,7 @@ func buildCards(b testing.TB, n int) (*FSM, []uint64) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if err := f.Apply(enc); err != nil {
+		if _, err := f.Apply(enc); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -96,4 +99,78 @@ func BenchmarkCardLookupParallel(b *testing.B) {
 			i += 7919
 		}
 	})
+}
+
+// blacklistN is the size of BenchmarkBlacklist100M: 1 M by default (make
+// bench), SAMRACK_BLACKLIST_N=100000000 for the real thing (make
+// bench-100m; about 3 GB of memory).
+func blacklistN() int {
+	if n, err := strconv.Atoi(os.Getenv("SAMRACK_BLACKLIST_N")); err == nil && n > 0 {
+		return n
+	}
+	return 1_000_000
+}
+
+// BenchmarkBlacklist100M: a card blacklist of blacklistN() random serials
+// built through the wire form and compacted. Reports the index bytes per
+// entry, the latency of single lookups (half hit) at p50 and p99, and the
+// seconds to persist a snapshot and to restore one.
+func BenchmarkBlacklist100M(b *testing.B) {
+	n := blacklistN()
+	f, keys := buildCards(b, n)
+	defer f.Close()
+	f.Compact()
+	bytesPer := float64(f.t.cards.memBytes()) / float64(f.CardCount())
+
+	probe := make([]uint64, 1<<16)
+	rng := rand.New(rand.NewPCG(3, 4))
+	for i := range probe {
+		if i%2 == 0 {
+			probe[i] = keys[rng.IntN(len(keys))]
+		} else {
+			probe[i] = rng.Uint64() | 1
+		}
+	}
+	keys = nil
+	lat := make([]time.Duration, 0, 1<<20)
+	hits := 0
+	for i := 0; b.Loop(); i++ {
+		s := cardSerial(probe[i&(len(probe)-1)])
+		t := time.Now()
+		_, ok := f.CardBlacklisted(s)
+		d := time.Since(t)
+		if len(lat) < cap(lat) {
+			lat = append(lat, d)
+		}
+		if ok {
+			hits++
+		}
+	}
+	b.StopTimer()
+	if hits == 0 {
+		b.Fatal("no hits")
+	}
+	slices.Sort(lat)
+
+	var snap bytes.Buffer
+	t := time.Now()
+	if err := f.Snapshot(&snap); err != nil {
+		b.Fatal(err)
+	}
+	snapS := time.Since(t).Seconds()
+	g := NewFSM()
+	defer g.Close()
+	t = time.Now()
+	if err := g.Restore(&snap); err != nil {
+		b.Fatal(err)
+	}
+	restoreS := time.Since(t).Seconds()
+	if g.CardCount() != f.CardCount() {
+		b.Fatal("restored count differs")
+	}
+	b.ReportMetric(bytesPer, "bytes/entry")
+	b.ReportMetric(float64(lat[len(lat)/2]), "p50-ns")
+	b.ReportMetric(float64(lat[len(lat)*99/100]), "p99-ns")
+	b.ReportMetric(snapS, "snapshot-s")
+	b.ReportMetric(restoreS, "restore-s")
 }

@@ -26,35 +26,66 @@ func cardSerial(k uint64) (s [8]byte) {
 	return s
 }
 
-// cardSet is the in-memory card blacklist.
+// The card blacklist in memory.
 //
-// The bulk of it is immutable once built: keys (sorted uint64 card serials,
-// big-endian so the order is the byte order), ids (the batch of each key,
-// 1, 2 or 4 bytes wide depending on how many batches there are) and dir (a
-// directory over the key range that narrows a lookup to ~16 keys). Changes
-// since the last rebuild sit in over (added or re-added keys, which shadow
-// keys) and del (keys of the array that were removed). A rebuild folds them
-// in and renumbers the batches in use; it is built aside and swapped, so
-// snapshots can keep referring to the old arrays.
+// The bulk of it is a cardBase, immutable once built: keys (sorted uint64
+// card serials, big-endian so the order is the byte order), ids (the batch
+// of each key, 1, 2 or 4 bytes wide depending on how many batches there
+// are) and dir (a directory over the key range that narrows a lookup to ~16
+// keys). Changes since the base was built sit in layers above it: frozen
+// cardLayers (sorted, immutable, oldest first) and one small active map
+// that only the apply goroutine writes. A lookup asks the active map, then
+// the frozen layers newest first, then the base; a layer's tombstone hides
+// the key below it.
+//
+// Folding layers into the base (or small layers into one) runs on a
+// background goroutine (FSM.maybeMergeLocked) over immutable inputs and is
+// swapped in atomically; a read gives the same answer before and after. A
+// snapshot captures the base and the frozen layers by reference after
+// freezing the active map, so capturing costs O(active map).
 type cardSet struct {
+	base   *cardBase
+	frozen []*cardLayer      // immutable, oldest first; replaced, never appended in place
+	active map[uint64]uint32 // newest changes; tombstone marks a removal
+
+	batches []Entry // append-only: a prefix is immutable, so views share it
+	intern  map[Entry]uint32
+	count   int
+}
+
+// tombstone is the batch id of a removal in a layer.
+const tombstone = ^uint32(0)
+
+// Sizes that drive freezing and merging.
+const (
+	activeMax      = 4096 // the active map is frozen into a layer at this size
+	bigCommand     = 1024 // a command with more cards becomes its own layer
+	compactLayers  = 8    // this many frozen layers are compacted into one
+	maxFrozen      = 64   // Apply waits for a merge in flight beyond this many
+	mergeMinChange = 4096
+)
+
+type cardBase struct {
 	keys []uint64
 	ids  idColumn
 	dir  []uint32 // dir[i] = first index whose bucket ≥ i; len = buckets+1
 	lo   uint64   // keys[0]
 	sh   uint     // bucket of k = (k-lo)>>sh
+}
 
-	over map[uint64]uint32   // key → batch; added since the rebuild
-	del  map[uint64]struct{} // keys of the array removed since; disjoint from over
-
-	batches []Entry // append-only between rebuilds; snapshots share a prefix
-	intern  map[Entry]uint32
-	count   int
+// cardLayer is a sorted run of changes: ids[i] is the batch of keys[i], or
+// tombstone.
+type cardLayer struct {
+	keys []uint64
+	ids  []uint32
 }
 
 const dirStride = 16 // keys per directory bucket, on average
 
+var emptyBase = &cardBase{}
+
 func newCardSet() *cardSet {
-	return &cardSet{over: map[uint64]uint32{}, del: map[uint64]struct{}{}, intern: map[Entry]uint32{}}
+	return &cardSet{base: emptyBase, active: map[uint64]uint32{}, intern: map[Entry]uint32{}}
 }
 
 // idColumn is a column of batch ids in the narrowest width that holds them.
@@ -100,7 +131,7 @@ func (c *idColumn) set(i int, v uint32) {
 func (c *idColumn) bytes() int { return len(c.w8) + 2*len(c.w16) + 4*len(c.w32) }
 
 // lowerBound returns the first index whose key is ≥ k.
-func (s *cardSet) lowerBound(k uint64) int {
+func (s *cardBase) lowerBound(k uint64) int {
 	if len(s.keys) == 0 || k <= s.lo {
 		return 0
 	}
@@ -120,29 +151,49 @@ func (s *cardSet) lowerBound(k uint64) int {
 	return i
 }
 
-// find returns the index of k in keys.
-func (s *cardSet) find(k uint64) (int, bool) {
+func (s *cardBase) get(k uint64) (uint32, bool) {
 	i := s.lowerBound(k)
-	return i, i < len(s.keys) && s.keys[i] == k
+	if i < len(s.keys) && s.keys[i] == k {
+		return s.ids.get(i), true
+	}
+	return 0, false
+}
+
+func (l *cardLayer) lowerBound(k uint64) int {
+	i, j := 0, len(l.keys)
+	for i < j {
+		h := int(uint(i+j) >> 1)
+		if l.keys[h] < k {
+			i = h + 1
+		} else {
+			j = h
+		}
+	}
+	return i
+}
+
+// get returns the layer's word on k: a batch, tombstone, or !ok.
+func (l *cardLayer) get(k uint64) (uint32, bool) {
+	i := l.lowerBound(k)
+	if i < len(l.keys) && l.keys[i] == k {
+		return l.ids[i], true
+	}
+	return 0, false
 }
 
 // batchOf returns the batch of k if k is blacklisted.
 func (s *cardSet) batchOf(k uint64) (uint32, bool) {
-	if len(s.over) > 0 {
-		if b, ok := s.over[k]; ok {
-			return b, true
+	if len(s.active) > 0 {
+		if b, ok := s.active[k]; ok {
+			return b, b != tombstone
 		}
 	}
-	if len(s.del) > 0 {
-		if _, ok := s.del[k]; ok {
-			return 0, false
+	for i := len(s.frozen) - 1; i >= 0; i-- {
+		if b, ok := s.frozen[i].get(k); ok {
+			return b, b != tombstone
 		}
 	}
-	i, ok := s.find(k)
-	if !ok {
-		return 0, false
-	}
-	return s.ids.get(i), true
+	return s.base.get(k)
 }
 
 func (s *cardSet) lookup(k uint64) (Entry, bool) {
@@ -164,128 +215,162 @@ func (s *cardSet) batch(e Entry) uint32 {
 	return id
 }
 
-// needsRebuild reports whether adding extra more changes should rebuild.
-func (s *cardSet) needsRebuild(extra int) bool {
-	return len(s.over)+len(s.del)+extra > max(4096, len(s.keys)/32)
-}
-
-// add blacklists keys under batch id; small changes only (see rebuild).
-func (s *cardSet) add(keys []uint64, id uint32) {
+// changedBy returns how many of keys an add (add true) or a remove would
+// change; duplicates count once. It only reads.
+func (s *cardSet) changedBy(keys []uint64, add bool) int {
+	n := 0
+	var seen map[uint64]struct{}
+	if len(keys) > 1 {
+		seen = make(map[uint64]struct{}, len(keys))
+	}
 	for _, k := range keys {
-		if _, ok := s.batchOf(k); !ok {
-			s.count++
-		}
-		delete(s.del, k)
-		s.over[k] = id
-	}
-}
-
-func (s *cardSet) remove(keys []uint64) {
-	for _, k := range keys {
-		if _, ok := s.batchOf(k); !ok {
-			continue
-		}
-		s.count--
-		delete(s.over, k)
-		if _, inArray := s.find(k); inArray {
-			s.del[k] = struct{}{}
-		}
-	}
-}
-
-// rebuilt returns a new set equal to s with adds (under batch e) and
-// removes applied, all folded into the arrays. s is not modified, so the
-// caller may build while readers use s, then swap.
-func (s *cardSet) rebuilt(adds []uint64, e Entry, removes []uint64) *cardSet {
-	// Old batch ids, plus one more for e.
-	old := append(s.batches[:len(s.batches):len(s.batches)], e)
-	newID := uint32(len(old) - 1)
-
-	// Pending changes in key order, this command's after the overflow's.
-	type kv struct {
-		k   uint64
-		b   uint32 // old batch id
-		seq uint32 // 0 overflow, 1 this command
-	}
-	pend := make([]kv, 0, len(s.over)+len(adds))
-	for k, b := range s.over {
-		pend = append(pend, kv{k, b, 0})
-	}
-	for _, k := range adds {
-		pend = append(pend, kv{k, newID, 1})
-	}
-	slices.SortFunc(pend, func(a, b kv) int {
-		switch {
-		case a.k < b.k:
-			return -1
-		case a.k > b.k:
-			return 1
-		}
-		return int(a.seq) - int(b.seq)
-	})
-	gone := make(map[uint64]struct{}, len(removes)) // this command's removals
-	for _, k := range removes {
-		gone[k] = struct{}{}
-	}
-
-	n := &cardSet{over: map[uint64]uint32{}, del: map[uint64]struct{}{}, intern: map[Entry]uint32{}}
-	remap := make([]int32, len(old)) // old batch id → new, -1 if not yet used
-	for i := range remap {
-		remap[i] = -1
-	}
-	keys := make([]uint64, 0, len(s.keys)+len(pend))
-	raw := make([]uint32, 0, cap(keys))
-	emit := func(k uint64, b uint32) {
-		if len(gone) > 0 {
-			if _, ok := gone[k]; ok {
-				return
+		if seen != nil {
+			if _, dup := seen[k]; dup {
+				continue
 			}
+			seen[k] = struct{}{}
 		}
-		if remap[b] < 0 {
-			remap[b] = int32(n.batch(old[b]))
-		}
-		keys = append(keys, k)
-		raw = append(raw, uint32(remap[b]))
-	}
-	i, j := 0, 0
-	for i < len(s.keys) || j < len(pend) {
-		switch {
-		case j == len(pend) || (i < len(s.keys) && s.keys[i] < pend[j].k):
-			k := s.keys[i]
-			if _, ok := s.del[k]; !ok {
-				emit(k, s.ids.get(i))
-			}
-			i++
-		default:
-			k := pend[j].k
-			for j+1 < len(pend) && pend[j+1].k == k {
-				j++ // last write wins
-			}
-			emit(k, pend[j].b)
-			j++
-			if i < len(s.keys) && s.keys[i] == k {
-				i++ // shadowed
-			}
+		if _, ok := s.batchOf(k); ok != add {
+			n++
 		}
 	}
-	n.setArrays(keys, raw)
 	return n
 }
 
-// setArrays installs sorted unique keys and their batch ids.
-func (s *cardSet) setArrays(keys []uint64, raw []uint32) {
+// applyLocked blacklists keys under batch id (or removes them, for id ==
+// tombstone); changed is changedBy's answer. Small changes go into the
+// active map; a big one becomes a frozen layer of its own. The caller holds
+// the FSM's write lock.
+func (s *cardSet) applyLocked(keys []uint64, id uint32, changed int) {
+	if id == tombstone {
+		s.count -= changed
+	} else {
+		s.count += changed
+	}
+	if len(keys) <= bigCommand {
+		for _, k := range keys {
+			s.active[k] = id
+		}
+		if len(s.active) >= activeMax {
+			s.freezeLocked()
+		}
+		return
+	}
+	s.freezeLocked()
+	l := &cardLayer{keys: slices.Clone(keys)}
+	slices.Sort(l.keys)
+	l.keys = slices.Compact(l.keys)
+	l.ids = make([]uint32, len(l.keys))
+	for i := range l.ids {
+		l.ids[i] = id
+	}
+	s.pushLocked(l)
+}
+
+// freezeLocked turns the active map into a frozen layer.
+func (s *cardSet) freezeLocked() {
+	if len(s.active) == 0 {
+		return
+	}
+	l := &cardLayer{keys: make([]uint64, 0, len(s.active)), ids: make([]uint32, len(s.active))}
+	for k := range s.active {
+		l.keys = append(l.keys, k)
+	}
+	slices.Sort(l.keys)
+	for i, k := range l.keys {
+		l.ids[i] = s.active[k]
+	}
+	s.active = map[uint64]uint32{}
+	s.pushLocked(l)
+}
+
+func (s *cardSet) pushLocked(l *cardLayer) {
+	f := make([]*cardLayer, len(s.frozen), len(s.frozen)+1)
+	copy(f, s.frozen)
+	s.frozen = append(f, l)
+}
+
+func (s *cardSet) frozenLen() int {
+	n := 0
+	for _, l := range s.frozen {
+		n += len(l.keys)
+	}
+	return n
+}
+
+// mergeLayers folds layers (oldest first) into one sorted run, the newest
+// word on each key winning; tombstones stay (they hide keys below).
+func mergeLayers(layers []*cardLayer) ([]uint64, []uint32) {
+	// k-way merge; few layers, so a linear scan of the heads is enough.
+	pos := make([]int, len(layers))
+	total := 0
+	for _, l := range layers {
+		total += len(l.keys)
+	}
+	keys := make([]uint64, 0, total)
+	ids := make([]uint32, 0, total)
+	for {
+		var min uint64
+		found := false
+		for i, l := range layers {
+			if pos[i] < len(l.keys) && (!found || l.keys[pos[i]] < min) {
+				min, found = l.keys[pos[i]], true
+			}
+		}
+		if !found {
+			break
+		}
+		id := uint32(0)
+		for i, l := range layers { // oldest to newest: the last wins
+			if pos[i] < len(l.keys) && l.keys[pos[i]] == min {
+				id = l.ids[pos[i]]
+				pos[i]++
+			}
+		}
+		keys = append(keys, min)
+		ids = append(ids, id)
+	}
+	return keys, ids
+}
+
+// mergeBase returns a new base: base with the layers (oldest first)
+// folded in. Its inputs are immutable, so it runs without locks.
+func mergeBase(base *cardBase, layers []*cardLayer, nbatches int) *cardBase {
+	pk, pid := mergeLayers(layers)
+	keys := make([]uint64, 0, len(base.keys)+len(pk))
+	raw := make([]uint32, 0, cap(keys))
+	i, j := 0, 0
+	for i < len(base.keys) || j < len(pk) {
+		switch {
+		case j == len(pk) || (i < len(base.keys) && base.keys[i] < pk[j]):
+			keys = append(keys, base.keys[i])
+			raw = append(raw, base.ids.get(i))
+			i++
+		default:
+			if i < len(base.keys) && base.keys[i] == pk[j] {
+				i++ // shadowed
+			}
+			if pid[j] != tombstone {
+				keys = append(keys, pk[j])
+				raw = append(raw, pid[j])
+			}
+			j++
+		}
+	}
+	return buildBase(keys, raw, nbatches)
+}
+
+// buildBase builds a base from sorted unique keys and their batch ids,
+// all < nbatches.
+func buildBase(keys []uint64, raw []uint32, nbatches int) *cardBase {
+	s := &cardBase{}
 	if len(keys) == 0 {
-		keys = nil
+		return s
 	}
 	s.keys = slices.Clip(keys)
-	s.count = len(keys)
-	s.ids = makeIDColumn(len(keys), uint32(max(len(s.batches)-1, 0)))
+	s.ids = makeIDColumn(len(keys), uint32(max(nbatches-1, 0)))
 	for i, b := range raw {
 		s.ids.set(i, b)
-	}
-	s.dir, s.lo, s.sh = nil, 0, 0
-	if len(keys) == 0 {
-		return
 	}
 	s.lo = keys[0]
 	span := keys[len(keys)-1] - s.lo
@@ -302,45 +387,91 @@ func (s *cardSet) setArrays(keys []uint64, raw []uint32) {
 		}
 		s.dir[b] = uint32(i)
 	}
+	return s
 }
 
 // memBytes estimates the memory held by the index.
 func (s *cardSet) memBytes() int {
-	return 8*cap(s.keys) + s.ids.bytes() + 4*cap(s.dir) + 24*(len(s.over)+len(s.del))
+	n := 8*cap(s.base.keys) + s.base.ids.bytes() + 4*cap(s.base.dir) + 24*len(s.active)
+	for _, l := range s.frozen {
+		n += 12 * len(l.keys)
+	}
+	return n
+}
+
+// cardView is an immutable view of the card set: a snapshot's, or a
+// reader's under the FSM's read lock.
+type cardView struct {
+	base    *cardBase
+	layers  []*cardLayer // oldest first; the newest may be the active map, sorted
+	batches []Entry
+	count   int
+}
+
+// viewLocked returns a view of s. With freeze (the caller holds the write
+// lock) the active map is frozen first so the view is O(1) to keep;
+// otherwise the keys of the active map above after are copied.
+func (s *cardSet) viewLocked(after uint64, freeze bool) cardView {
+	if freeze {
+		s.freezeLocked()
+	}
+	v := cardView{base: s.base, layers: s.frozen, batches: s.batches[:len(s.batches):len(s.batches)], count: s.count}
+	if len(s.active) > 0 {
+		l := &cardLayer{}
+		for k := range s.active {
+			if k > after {
+				l.keys = append(l.keys, k)
+			}
+		}
+		slices.Sort(l.keys)
+		l.ids = make([]uint32, len(l.keys))
+		for i, k := range l.keys {
+			l.ids[i] = s.active[k]
+		}
+		v.layers = append(v.layers[:len(v.layers):len(v.layers)], l)
+	}
+	return v
 }
 
 // each calls fn for each blacklisted key greater than after, in key order,
 // until fn returns false.
-func (s *cardSet) each(after uint64, fn func(k uint64, b uint32) bool) {
+func (v *cardView) each(after uint64, fn func(k uint64, b uint32) bool) {
 	if after == ^uint64(0) {
 		return
 	}
-	var pend []uint64
-	for k := range s.over {
-		if k > after {
-			pend = append(pend, k)
-		}
+	// Sources: the base (index -1) and each layer; newest wins on ties.
+	bi := v.base.lowerBound(after + 1)
+	pos := make([]int, len(v.layers))
+	for i, l := range v.layers {
+		pos[i] = l.lowerBound(after + 1)
 	}
-	slices.Sort(pend)
-	i, j := s.lowerBound(after+1), 0
-	for i < len(s.keys) || j < len(pend) {
-		if j == len(pend) || (i < len(s.keys) && s.keys[i] < pend[j]) {
-			k, b := s.keys[i], s.ids.get(i)
-			i++
-			if _, ok := s.del[k]; ok {
-				continue
-			}
-			if !fn(k, b) {
-				return
-			}
-			continue
+	for {
+		var min uint64
+		found := false
+		if bi < len(v.base.keys) {
+			min, found = v.base.keys[bi], true
 		}
-		k := pend[j]
-		j++
-		if i < len(s.keys) && s.keys[i] == k {
-			i++ // shadowed by the overflow
+		for i, l := range v.layers {
+			if pos[i] < len(l.keys) && (!found || l.keys[pos[i]] < min) {
+				min, found = l.keys[pos[i]], true
+			}
 		}
-		if !fn(k, s.over[k]) {
+		if !found {
+			return
+		}
+		id, present := uint32(0), false
+		if bi < len(v.base.keys) && v.base.keys[bi] == min {
+			id, present = v.base.ids.get(bi), true
+			bi++
+		}
+		for i, l := range v.layers {
+			if pos[i] < len(l.keys) && l.keys[pos[i]] == min {
+				id = l.ids[pos[i]]
+				present = id != tombstone
+				pos[i]++
+			}
+		}
+		if present && !fn(min, id) {
 			return
 		}
 	}

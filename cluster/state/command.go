@@ -3,7 +3,6 @@ package state
 import (
 	"bytes"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"time"
 	"unicode"
@@ -12,7 +11,9 @@ import (
 	"github.com/samrack/samrack/drivers/ga467"
 )
 
-// CommandVersion is the encoding version this package writes and applies.
+// CommandVersion is the encoding version this package writes and applies
+// (the first byte of the wire form, see wire.go). An FSM that meets a
+// command of a higher version stops applying with ErrNewerCommand.
 const CommandVersion = 1
 
 // Limits enforced by Command.Validate.
@@ -49,6 +50,10 @@ const (
 	OpResetAuthFailures     Op = "reset_auth_failures"     // Serial
 	OpSetAffinity           Op = "set_affinity"            // Serial, SAMs
 	OpClearAffinity         Op = "clear_affinity"          // Serial
+	OpPutSlot               Op = "put_slot"                // Slot
+	OpDeleteSlot            Op = "delete_slot"             // Slot (Node and Name only)
+	OpSetConfig             Op = "set_config"              // Key, Value
+	OpDeleteConfig          Op = "delete_config"           // Key
 )
 
 // ReaderStatus is the registry status of a reader.
@@ -149,6 +154,9 @@ type Command struct {
 	Threshold int           `json:"threshold,omitempty"`
 	SAMs      []ga467.SAMID `json:"sams,omitempty"`
 	Operator  *Operator     `json:"operator,omitempty"` // operator ops (operators.go)
+	Slot      *Slot         `json:"slot,omitempty"`
+	Key       string        `json:"key,omitempty"`   // cluster config key
+	Value     string        `json:"value,omitempty"` // cluster config value
 }
 
 func invalid(format string, a ...any) error {
@@ -181,7 +189,7 @@ func (c *Command) Validate() error {
 		return invalid("%s: unexpected operator", c.Op)
 	}
 	// Fields each op uses; everything else must be zero.
-	var cards, reason, serial, reader, status, threshold, sams bool
+	var cards, reason, serial, reader, status, threshold, sams, slot, slotID, key, value bool
 	switch c.Op {
 	case OpAddCards:
 		cards, reason = true, true
@@ -199,6 +207,14 @@ func (c *Command) Validate() error {
 		serial, threshold = true, true
 	case OpSetAffinity:
 		serial, sams = true, true
+	case OpPutSlot:
+		slot = true
+	case OpDeleteSlot:
+		slotID = true
+	case OpSetConfig:
+		key, value = true, true
+	case OpDeleteConfig:
+		key = true
 	default:
 		return invalid("unknown op %q", c.Op)
 	}
@@ -217,6 +233,27 @@ func (c *Command) Validate() error {
 		return invalid("%s: unexpected threshold", c.Op)
 	case !sams && c.SAMs != nil:
 		return invalid("%s: unexpected SAMs", c.Op)
+	case !slot && !slotID && c.Slot != nil:
+		return invalid("%s: unexpected slot", c.Op)
+	case !key && c.Key != "":
+		return invalid("%s: unexpected key", c.Op)
+	case !value && c.Value != "":
+		return invalid("%s: unexpected value", c.Op)
+	}
+	if slot || slotID {
+		if err := c.Slot.validate(slotID); err != nil {
+			return invalid("%s: %v", c.Op, err)
+		}
+	}
+	if key {
+		if err := CheckConfigKey(c.Key); err != nil {
+			return invalid("%s: %v", c.Op, err)
+		}
+	}
+	if value {
+		if err := checkText("value", c.Value, MaxConfigValueLen); err != nil {
+			return err
+		}
 	}
 	if cards {
 		if len(c.Cards) == 0 || len(c.Cards) > MaxCardsPerCommand {
@@ -336,39 +373,6 @@ func textProblem(what, s string, max int) error {
 		}
 	}
 	return nil
-}
-
-// Encode validates c and returns its wire form: deterministic JSON with the
-// times in UTC. Decode(Encode(c)) equals c up to time zones.
-func (c *Command) Encode() ([]byte, error) {
-	if err := c.Validate(); err != nil {
-		return nil, err
-	}
-	cc := *c
-	cc.At = normTime(cc.At)
-	if cc.Reader != nil {
-		r := *cc.Reader
-		r.CreatedAt = normTime(r.CreatedAt)
-		cc.Reader = &r
-	}
-	return json.Marshal(&cc)
-}
-
-// Decode parses and validates the wire form of a command.
-func Decode(b []byte) (*Command, error) {
-	var c Command
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&c); err != nil {
-		return nil, fmt.Errorf("%w: decode: %v", ErrInvalidCommand, err)
-	}
-	if dec.More() {
-		return nil, fmt.Errorf("%w: trailing data", ErrInvalidCommand)
-	}
-	if err := c.Validate(); err != nil {
-		return nil, err
-	}
-	return &c, nil
 }
 
 // normTime drops the monotonic reading and the location, keeping the

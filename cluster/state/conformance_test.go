@@ -48,7 +48,9 @@ func harnesses() []harness {
 	return []harness{
 		{"Memory", func(t *testing.T) (snapStore, func() snapStore) {
 			c := &fakeClock{t: t0}
-			return NewMemory(WithClock(c.now)), nil
+			m := NewMemory(WithClock(c.now))
+			t.Cleanup(func() { m.Close() })
+			return m, nil
 		}},
 		{"Local", func(t *testing.T) (snapStore, func() snapStore) {
 			c := &fakeClock{t: t0}
@@ -542,5 +544,136 @@ func TestLocalClosed(t *testing.T) {
 	}
 	if _, ok := l.CardBlacklisted(serialOf(1)); !ok {
 		t.Fatal("reads after close")
+	}
+}
+
+func TestInventoryAndConfig(t *testing.T) {
+	forEachStore(t, func(t *testing.T, s snapStore, reopen func() snapStore) {
+		sam := ga467.SAMID{A: 5, B: 1, Date: 20240101, Serial1: 9}
+		mustApply(t, s, &Command{Op: OpPutSlot, Slot: &Slot{Node: "n2", Name: "3", SAM: sam, State: "enabled", Health: "OK"}})
+		mustApply(t, s, &Command{Op: OpPutSlot, Slot: &Slot{Node: "n1", Name: "1", State: "absent", Health: "Warning", Admin: SlotAdminDrained}})
+		mustApply(t, s, &Command{Op: OpPutSlot, Slot: &Slot{Node: "n1", Name: "2", State: "absent"}})
+		mustApply(t, s, &Command{Op: OpDeleteSlot, Slot: &Slot{Node: "n1", Name: "2"}})
+		mustApply(t, s, &Command{Op: OpSetConfig, Key: "auth.threshold", Value: "5"})
+		mustApply(t, s, &Command{Op: OpSetConfig, Key: "x", Value: "gone"})
+		mustApply(t, s, &Command{Op: OpDeleteConfig, Key: "x"})
+		if err := s.Apply(context.Background(), &Command{Version: CommandVersion, Op: OpPutSlot, Slot: &Slot{Node: "n1", Name: "1", Admin: "asleep"}}); !errors.Is(err, ErrInvalidCommand) {
+			t.Fatalf("bad admin state: %v", err)
+		}
+		if reopen != nil {
+			s = reopen()
+		}
+		want := []Slot{
+			{Node: "n1", Name: "1", State: "absent", Health: "Warning", Admin: SlotAdminDrained},
+			{Node: "n2", Name: "3", SAM: sam, State: "enabled", Health: "OK"},
+		}
+		if got := s.Slots(); !reflect.DeepEqual(got, want) {
+			t.Fatalf("slots %+v", got)
+		}
+		if v, ok := s.Config("auth.threshold"); !ok || v != "5" {
+			t.Fatalf("config %q %v", v, ok)
+		}
+		if _, ok := s.Config("x"); ok {
+			t.Fatal("deleted config key")
+		}
+		f := NewFSM()
+		defer f.Close()
+		if err := f.Restore(bytes.NewReader(snapBytes(t, s))); err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(f.Slots(), want) {
+			t.Fatal("slots lost in the snapshot")
+		}
+	})
+}
+
+// TestExecResult: the outcome comes back from Apply, computed by the FSM.
+func TestExecResult(t *testing.T) {
+	forEachStore(t, func(t *testing.T, s snapStore, _ func() snapStore) {
+		ctx := context.Background()
+		mustApply(t, s, &Command{Op: OpPutReader, Reader: testReader("R1")})
+		for i := 1; i <= 3; i++ {
+			res, err := s.Exec(ctx, &Command{Version: CommandVersion, Op: OpRecordAuthFailure, Serial: "R1", Threshold: 2})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Suspended != (i == 2) || res.Reader.FailedAuth != i {
+				t.Fatalf("failure %d: %+v", i, res)
+			}
+		}
+		res, err := s.Exec(ctx, cmdCards(OpAddCards, "x", 1, 2, 2, 3))
+		if err != nil || res.Cards != 3 {
+			t.Fatalf("add: %+v %v", res, err)
+		}
+		if res, _ := s.Exec(ctx, cmdCards(OpAddCards, "y", 3, 4)); res.Cards != 1 {
+			t.Fatalf("re-add: %+v", res)
+		}
+		if res, _ := s.Exec(ctx, cmdCards(OpRemoveCards, "", 1, 9)); res.Cards != 1 {
+			t.Fatalf("remove: %+v", res)
+		}
+	})
+}
+
+// TestCaptureIsolation: a capture holds exactly the state when it was
+// taken, while applies (and background merges) go on.
+func TestCaptureIsolation(t *testing.T) {
+	f := NewFSM()
+	defer f.Close()
+	apply := func(c *Command) {
+		t.Helper()
+		c.At = t0
+		b, err := c.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.Apply(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rng := rand.New(rand.NewPCG(5, 6))
+	ref := NewFSM()
+	defer ref.Close()
+	for i := range 40 {
+		keys := make([]uint64, 1+rng.IntN(3000))
+		for j := range keys {
+			keys[j] = 1 + rng.Uint64N(50000)
+		}
+		c := cmdCards(OpAddCards, fmt.Sprint("r", i%3), keys...)
+		if i%4 == 3 {
+			c = cmdCards(OpRemoveCards, "", keys...)
+		}
+		apply(c)
+	}
+	capture, err := f.Capture()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var at bytes.Buffer
+	if err := f.Snapshot(&at); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 40 {
+		keys := make([]uint64, 1+rng.IntN(3000))
+		for j := range keys {
+			keys[j] = 1 + rng.Uint64N(50000)
+		}
+		apply(cmdCards(OpRemoveCards, "", keys...))
+		apply(cmdCards(OpAddCards, fmt.Sprint("later ", i), keys[:len(keys)/2]...))
+	}
+	var later bytes.Buffer
+	if err := capture.Persist(&later); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(at.Bytes(), later.Bytes()) {
+		t.Fatal("the capture changed with later applies")
+	}
+	d1, _ := f.Digest()
+	f.Compact()
+	d2, _ := f.Digest()
+	if d1 != d2 {
+		t.Fatal("digest changed by compaction")
+	}
+	if len(f.t.cards.frozen) != 0 || len(f.t.cards.active) != 0 {
+		t.Fatal("not compacted")
 	}
 }

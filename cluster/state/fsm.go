@@ -1,7 +1,9 @@
 package state
 
 import (
+	"crypto/sha256"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -12,14 +14,31 @@ import (
 // MaxCardsPage bounds the page size of Cards.
 const MaxCardsPage = 10_000
 
-// FSM is the state machine. Apply, Snapshot and Restore have the shape of
-// hashicorp/raft's FSM (the raft store adapts them one to one); the read
-// methods answer from memory and are safe for concurrent use with them.
+// FSM is the state machine. Apply, Capture (a snapshot) and Restore have
+// the shape of hashicorp/raft's FSM, FSMSnapshot (Persist, Release) and
+// restore, and the raft store adapts them one to one; the read methods
+// answer from memory and are safe for concurrent use with them.
+//
+// Apply is deterministic and never refuses a command for reasons the
+// leader did not see: it decodes leniently (no re-validation), a command
+// the proposer's validation would have let through is applied, and an
+// outcome such as ErrUnknownReader is the same on every replica. Only a
+// command from a newer version stops it (ErrNewerCommand), for good.
+//
+// Close stops the background merge; an FSM that is not closed may leave
+// one running for a while.
 type FSM struct {
 	// Lock order: wmu, then mu.
-	wmu sync.Mutex   // serializes changes (Apply, Restore) and their persistence
-	mu  sync.RWMutex // guards t; held for writing only to swap in prepared changes
+	wmu sync.Mutex   // serializes changes (Apply, Restore, Capture, merge swaps) and their persistence
+	mu  sync.RWMutex // guards t and the merge fields; held for writing only to swap in changes
 	t   tables
+
+	halted error // guarded by wmu: ErrNewerCommand once met
+
+	merging   bool          // a merge goroutine runs
+	mergeDone chan struct{} // closed when it ends
+	closed    bool
+	wg        sync.WaitGroup // the merge goroutine
 }
 
 // tables is the whole state.
@@ -29,6 +48,8 @@ type tables struct {
 	readers   map[string]Reader        // serial → reader
 	affinity  map[string][]ga467.SAMID // reader serial → SAMs to serve it first
 	operators map[string]Operator      // name → operator identity (operators.go)
+	slots     map[slotKey]Slot         // the rack inventory
+	config    map[string]string        // cluster config
 }
 
 func newTables() tables {
@@ -38,68 +59,131 @@ func newTables() tables {
 		readers:   map[string]Reader{},
 		affinity:  map[string][]ga467.SAMID{},
 		operators: map[string]Operator{},
+		slots:     map[slotKey]Slot{},
+		config:    map[string]string{},
 	}
 }
 
 // NewFSM returns an empty state machine.
 func NewFSM() *FSM { return &FSM{t: newTables()} }
 
-// Apply decodes, validates and applies one command in its wire form
-// (Command.Encode). It returns ErrUnknownReader, wrapped, as the
+// Result is what a command did, as computed by Apply on every replica; the
+// raft store returns it through the apply future, so a proposer learns the
+// outcome without reading the state before and after.
+type Result struct {
+	// Cards is the number of cards a card command newly blacklisted
+	// (AddCards) or took off the blacklist (RemoveCards).
+	Cards int
+	// Reader is the reader after a reader registry command (zero after
+	// DeleteReader).
+	Reader Reader
+	// Suspended reports that this RecordAuthFailure suspended the reader.
+	Suspended bool
+}
+
+// Apply decodes and applies one command in its wire form (Command.Encode)
+// and returns what it did. It returns ErrUnknownReader, wrapped, as the
 // deterministic outcome of a command about an unregistered reader (the
-// state is unchanged); any other error means the bytes did not come from
-// Command.Encode of this version.
-func (f *FSM) Apply(cmd []byte) error {
-	c, err := Decode(cmd)
+// state is unchanged); ErrInvalidCommand for bytes that are not a command
+// (nothing changes, on every replica alike); and ErrNewerCommand for a
+// command of a newer version, after which the FSM applies nothing more.
+func (f *FSM) Apply(cmd []byte) (Result, error) {
+	c, err := decodeLenient(cmd)
 	if err != nil {
-		return err
+		if isNewer(err) {
+			f.wmu.Lock()
+			if f.halted == nil {
+				f.halted = err
+			}
+			f.wmu.Unlock()
+		}
+		return Result{}, err
 	}
 	return f.apply(c, nil)
+}
+
+// Halted returns ErrNewerCommand (wrapped) if the FSM has stopped
+// applying, else nil.
+func (f *FSM) Halted() error {
+	f.wmu.Lock()
+	defer f.wmu.Unlock()
+	return f.halted
+}
+
+// Close waits for a background merge to end and starts no other. The FSM
+// keeps working; its layers just stop being folded.
+func (f *FSM) Close() {
+	f.mu.Lock()
+	f.closed = true
+	f.mu.Unlock()
+	f.wg.Wait()
 }
 
 // effect is what a command changes, computed before anything changes so
 // that it can be persisted first and then swapped in under a short lock.
 type effect struct {
 	addCards, delCards []uint64
-	entry              Entry    // of addCards
-	rebuilt            *cardSet // a rebuilt card set replacing the current one, or nil
+	entry              Entry // of addCards
+	changed            int   // cards that change
 
-	blPut  map[string]string // reader blacklist
-	blDel  []string
-	rdPut  []Reader
-	rdDel  []string
-	affPut map[string][]ga467.SAMID
-	affDel []string
-	opPut  []Operator // operator identities
+	blPut   map[string]string // reader blacklist
+	blDel   []string
+	rdPut   []Reader
+	rdDel   []string
+	affPut  map[string][]ga467.SAMID
+	affDel  []string
+	slotPut []Slot
+	slotDel []slotKey
+	cfgPut  map[string]string
+	cfgDel  []string
+	opPut   []Operator // operator identities
 }
 
 // apply plans c, persists the effect (if persist is not nil) and swaps it
-// in. c must be valid.
-func (f *FSM) apply(c *Command, persist func(*effect) error) error {
+// in.
+func (f *FSM) apply(c *Command, persist func(*effect) error) (Result, error) {
+	f.waitMerges()
 	f.wmu.Lock()
 	defer f.wmu.Unlock()
-	e, err := f.planLocked(c)
-	if err != nil {
-		return err
+	if f.halted != nil {
+		return Result{}, f.halted
 	}
-	if n := len(e.addCards) + len(e.delCards); n > 0 && f.t.cards.needsRebuild(n) {
-		e.rebuilt = f.t.cards.rebuilt(e.addCards, e.entry, e.delCards)
+	e, res, err := f.planLocked(c)
+	if err != nil {
+		return res, err
 	}
 	if persist != nil {
 		if err := persist(e); err != nil {
-			return err
+			return Result{}, err
 		}
 	}
 	f.mu.Lock()
 	f.commitLocked(e)
+	f.maybeMergeLocked()
 	f.mu.Unlock()
-	return nil
+	return res, nil
 }
 
-// planLocked computes the effect of c. f.wmu must be held (so nothing
-// changes underneath; reading t needs no other lock).
-func (f *FSM) planLocked(c *Command) (*effect, error) {
+// waitMerges is the back-pressure of the merge: while too many frozen
+// layers wait to be folded, wait for the merge in flight to end.
+func (f *FSM) waitMerges() {
+	for {
+		f.mu.RLock()
+		wait := f.merging && len(f.t.cards.frozen) > maxFrozen
+		done := f.mergeDone
+		f.mu.RUnlock()
+		if !wait {
+			return
+		}
+		<-done
+	}
+}
+
+// planLocked computes the effect of c and its result. f.wmu must be held
+// (so nothing changes underneath; reading t needs no other lock).
+func (f *FSM) planLocked(c *Command) (*effect, Result, error) {
 	e := &effect{}
+	var res Result
 	at := normTime(c.At)
 	existing := func() (Reader, error) {
 		r, ok := f.t.readers[c.Serial]
@@ -112,13 +196,20 @@ func (f *FSM) planLocked(c *Command) (*effect, error) {
 	case OpAddCards:
 		e.addCards = cardKeys(c.Cards)
 		e.entry = Entry{Reason: c.Reason, AddedAt: at, AddedBy: c.By}
+		e.changed = f.t.cards.changedBy(e.addCards, true)
+		res.Cards = e.changed
 	case OpRemoveCards:
 		e.delCards = cardKeys(c.Cards)
+		e.changed = f.t.cards.changedBy(e.delCards, false)
+		res.Cards = e.changed
 	case OpAddReaderBlacklist:
 		e.blPut = map[string]string{c.Serial: c.Reason}
 	case OpRemoveReaderBlacklist:
 		e.blDel = []string{c.Serial}
 	case OpPutReader:
+		if c.Reader == nil {
+			return nil, res, fmt.Errorf("%w: %s: no reader", ErrInvalidCommand, c.Op)
+		}
 		r := c.Reader.clone()
 		r.CreatedAt = normTime(r.CreatedAt)
 		if old, ok := f.t.readers[r.Serial]; ok {
@@ -141,7 +232,7 @@ func (f *FSM) planLocked(c *Command) (*effect, error) {
 	case OpSetReaderStatus:
 		r, err := existing()
 		if err != nil {
-			return nil, err
+			return nil, res, err
 		}
 		r.Status = c.Status
 		if c.Status == ReaderActive {
@@ -151,17 +242,18 @@ func (f *FSM) planLocked(c *Command) (*effect, error) {
 	case OpRecordAuthFailure:
 		r, err := existing()
 		if err != nil {
-			return nil, err
+			return nil, res, err
 		}
 		r.FailedAuth = min(r.FailedAuth+1, MaxAuthThreshold)
 		if r.FailedAuth >= c.Threshold && r.Status == ReaderActive {
 			r.Status = ReaderSuspended
+			res.Suspended = true
 		}
 		e.rdPut = []Reader{r}
 	case OpResetAuthFailures:
 		r, err := existing()
 		if err != nil {
-			return nil, err
+			return nil, res, err
 		}
 		r.FailedAuth = 0
 		e.rdPut = []Reader{r}
@@ -170,11 +262,28 @@ func (f *FSM) planLocked(c *Command) (*effect, error) {
 	case OpClearAffinity:
 		e.affDel = []string{c.Serial}
 	case OpPutOperator, OpSetOperatorRole, OpRevokeOperator:
-		return f.planOperatorLocked(c)
+		op, err := f.planOperatorLocked(c)
+		return op, res, err
+	case OpPutSlot, OpDeleteSlot:
+		if c.Slot == nil {
+			return nil, res, fmt.Errorf("%w: %s: no slot", ErrInvalidCommand, c.Op)
+		}
+		if c.Op == OpPutSlot {
+			e.slotPut = []Slot{*c.Slot}
+		} else {
+			e.slotDel = []slotKey{c.Slot.key()}
+		}
+	case OpSetConfig:
+		e.cfgPut = map[string]string{c.Key: c.Value}
+	case OpDeleteConfig:
+		e.cfgDel = []string{c.Key}
 	default:
-		return nil, fmt.Errorf("%w: unknown op %q", ErrInvalidCommand, c.Op)
+		return nil, res, fmt.Errorf("%w: unknown op %q", ErrInvalidCommand, c.Op)
 	}
-	return e, nil
+	if len(e.rdPut) == 1 {
+		res.Reader = e.rdPut[0].clone()
+	}
+	return e, res, nil
 }
 
 func cardKeys(cs []CardSerial) []uint64 {
@@ -185,16 +294,15 @@ func cardKeys(cs []CardSerial) []uint64 {
 	return keys
 }
 
-// commitLocked swaps in a planned effect. f.mu must be held for writing.
+// commitLocked swaps in a planned effect. f.wmu and f.mu (for writing)
+// must be held.
 func (f *FSM) commitLocked(e *effect) {
 	t := &f.t
-	switch {
-	case e.rebuilt != nil:
-		t.cards = e.rebuilt
-	case len(e.addCards) > 0:
-		t.cards.add(e.addCards, t.cards.batch(e.entry))
-	case len(e.delCards) > 0:
-		t.cards.remove(e.delCards)
+	if len(e.addCards) > 0 {
+		t.cards.applyLocked(e.addCards, t.cards.batch(e.entry), e.changed)
+	}
+	if len(e.delCards) > 0 {
+		t.cards.applyLocked(e.delCards, tombstone, e.changed)
 	}
 	for s, reason := range e.blPut {
 		t.readerBL[s] = reason
@@ -216,6 +324,89 @@ func (f *FSM) commitLocked(e *effect) {
 	}
 	for _, o := range e.opPut {
 		t.operators[o.Name] = o
+	}
+	for _, s := range e.slotPut {
+		t.slots[s.key()] = s
+	}
+	for _, k := range e.slotDel {
+		delete(t.slots, k)
+	}
+	for k, v := range e.cfgPut {
+		t.config[k] = v
+	}
+	for _, k := range e.cfgDel {
+		delete(t.config, k)
+	}
+}
+
+// maybeMergeLocked starts a background merge if the frozen card layers
+// call for one: a full merge into a new base when they hold more than
+// 1/64 of the base, else a compaction of many small layers into one. f.wmu
+// and f.mu (for writing) must be held.
+func (f *FSM) maybeMergeLocked() {
+	cs := f.t.cards
+	if f.merging || f.closed || len(cs.frozen) == 0 {
+		return
+	}
+	full := cs.frozenLen() >= max(mergeMinChange, len(cs.base.keys)/64)
+	if !full && len(cs.frozen) < compactLayers {
+		return
+	}
+	base, layers, nb := cs.base, cs.frozen, len(cs.batches)
+	f.merging, f.mergeDone = true, make(chan struct{})
+	f.wg.Add(1)
+	go func() {
+		defer f.wg.Done()
+		var nbase *cardBase
+		var nlayer *cardLayer
+		if full {
+			nbase = mergeBase(base, layers, nb)
+		} else {
+			k, ids := mergeLayers(layers)
+			nlayer = &cardLayer{keys: k, ids: ids}
+		}
+		f.wmu.Lock()
+		defer f.wmu.Unlock()
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if f.t.cards == cs { // not replaced by a Restore meanwhile
+			rest := cs.frozen[len(layers):]
+			if full {
+				cs.base, cs.frozen = nbase, slices.Clone(rest)
+			} else {
+				cs.frozen = append([]*cardLayer{nlayer}, rest...)
+			}
+		}
+		f.merging = false
+		close(f.mergeDone)
+		f.maybeMergeLocked()
+	}()
+}
+
+// Compact folds every change into the base array now, on the caller's
+// goroutine, after waiting for a background merge: for benchmarks and
+// tests that want the steady state. Reads answer the same before and after.
+func (f *FSM) Compact() {
+	for {
+		f.mu.RLock()
+		merging, done := f.merging, f.mergeDone
+		f.mu.RUnlock()
+		if !merging {
+			break
+		}
+		<-done
+	}
+	f.wmu.Lock()
+	defer f.wmu.Unlock()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.merging { // started between the wait and the lock: leave it be
+		return
+	}
+	cs := f.t.cards
+	cs.freezeLocked()
+	if len(cs.frozen) > 0 {
+		cs.base, cs.frozen = mergeBase(cs.base, cs.frozen, len(cs.batches)), nil
 	}
 }
 
@@ -244,12 +435,13 @@ func (f *FSM) Cards(after [8]byte, limit int) []CardEntry {
 	if limit <= 0 {
 		return nil
 	}
+	a := cardKey(after)
 	f.mu.RLock()
-	defer f.mu.RUnlock()
+	v := f.t.cards.viewLocked(a, false)
+	f.mu.RUnlock()
 	var out []CardEntry
-	cs := f.t.cards
-	cs.each(cardKey(after), func(k uint64, b uint32) bool {
-		out = append(out, CardEntry{Serial: cardSerial(k), Entry: cs.batches[b]})
+	v.each(a, func(k uint64, b uint32) bool {
+		out = append(out, CardEntry{Serial: cardSerial(k), Entry: v.batches[b]})
 		return len(out) < limit
 	})
 	return out
@@ -268,11 +460,7 @@ func (f *FSM) ReaderBlacklisted(serial string) bool {
 func (f *FSM) ReaderBlacklist() map[string]string {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	m := make(map[string]string, len(f.t.readerBL))
-	for k, v := range f.t.readerBL {
-		m[k] = v
-	}
-	return m
+	return maps.Clone(f.t.readerBL)
 }
 
 // Reader returns a registered reader.
@@ -300,4 +488,43 @@ func (f *FSM) Affinity(reader string) []ga467.SAMID {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	return slices.Clone(f.t.affinity[reader])
+}
+
+// Slots returns the rack inventory, by node and slot name.
+func (f *FSM) Slots() []Slot {
+	f.mu.RLock()
+	out := slices.Collect(maps.Values(f.t.slots))
+	f.mu.RUnlock()
+	slices.SortFunc(out, compareSlots)
+	return out
+}
+
+func compareSlots(a, b Slot) int {
+	if c := strings.Compare(a.Node, b.Node); c != 0 {
+		return c
+	}
+	return strings.Compare(a.Name, b.Name)
+}
+
+// Config returns a cluster config value.
+func (f *FSM) Config(key string) (string, bool) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	v, ok := f.t.config[key]
+	return v, ok
+}
+
+// Digest is the SHA-256 of the snapshot of the state: equal on replicas
+// that applied the same commands, whatever their merge timing.
+func (f *FSM) Digest() ([32]byte, error) {
+	s, err := f.Capture()
+	if err != nil {
+		return [32]byte{}, err
+	}
+	defer s.Release()
+	h := sha256.New()
+	if err := s.Persist(h); err != nil {
+		return [32]byte{}, err
+	}
+	return [32]byte(h.Sum(nil)), nil
 }

@@ -24,15 +24,22 @@ var (
 	bucketReaderBL = []byte("reader_blacklist") // reader serial → reason
 	bucketReaders  = []byte("readers")          // reader serial → Reader as JSON
 	bucketAffinity = []byte("affinity")         // reader serial → k × 16-byte SAM ID
+	bucketSlots    = []byte("slots")            // node 0x00 slot name → Slot as JSON
+	bucketConfig   = []byte("config")           // key → value
 	keySchema      = []byte("schema")
 	schemaVersion  = []byte("1")
 )
 
-var allBuckets = [][]byte{bucketMeta, bucketCards, bucketReaderBL, bucketReaders, bucketAffinity}
+var allBuckets = [][]byte{bucketMeta, bucketCards, bucketReaderBL, bucketReaders, bucketAffinity, bucketSlots, bucketConfig}
 
-// Local is the single-node Store: an FSM whose every change is first
-// committed to a bbolt database, which is loaded into memory at open.
+// Local is the pre-raft single-node Store: an FSM whose every change is
+// first committed to a bbolt database, which is loaded into memory at open.
 // Reads never touch the database.
+//
+// The appliance no longer runs on it (its state is a raft cluster, see
+// cluster/raftstore); it stays to open the state.db of a data directory
+// from before raft so that the raft store can migrate it, and as a second
+// Store implementation under the conformance suite.
 type Local struct {
 	fsm    *FSM
 	db     *bolt.DB
@@ -84,6 +91,7 @@ func (l *Local) Close() error {
 	if l.closed.Swap(true) {
 		return nil
 	}
+	l.fsm.Close()
 	// Wait for an Apply in flight, then close.
 	l.fsm.wmu.Lock()
 	defer l.fsm.wmu.Unlock()
@@ -92,12 +100,18 @@ func (l *Local) Close() error {
 
 // Apply implements Store: validate, commit to bbolt, then swap into memory.
 func (l *Local) Apply(ctx context.Context, cmd *Command) error {
+	_, err := l.Exec(ctx, cmd)
+	return err
+}
+
+// Exec implements Store.
+func (l *Local) Exec(ctx context.Context, cmd *Command) (Result, error) {
 	c, err := prepare(ctx, cmd, l.now)
 	if err != nil {
-		return err
+		return Result{}, err
 	}
 	if l.closed.Load() {
-		return ErrClosed
+		return Result{}, ErrClosed
 	}
 	return l.fsm.apply(c, l.persist)
 }
@@ -183,8 +197,35 @@ func putTables(tx *bolt.Tx, e *effect) error {
 			return err
 		}
 	}
+	slots, cfg := tx.Bucket(bucketSlots), tx.Bucket(bucketConfig)
+	for _, s := range e.slotPut {
+		v, err := json.Marshal(s)
+		if err != nil {
+			return err
+		}
+		if err := slots.Put(slotBoltKey(s.key()), v); err != nil {
+			return err
+		}
+	}
+	for _, k := range e.slotDel {
+		if err := slots.Delete(slotBoltKey(k)); err != nil {
+			return err
+		}
+	}
+	for k, v := range e.cfgPut {
+		if err := cfg.Put([]byte(k), []byte(v)); err != nil {
+			return err
+		}
+	}
+	for _, k := range e.cfgDel {
+		if err := cfg.Delete([]byte(k)); err != nil {
+			return err
+		}
+	}
 	return nil
 }
+
+func slotBoltKey(k slotKey) []byte { return []byte(k.node + "\x00" + k.name) }
 
 // Snapshot writes the state to w (see FSM.Snapshot): a backup.
 func (l *Local) Snapshot(w io.Writer) error { return l.fsm.Snapshot(w) }
@@ -211,17 +252,21 @@ func (l *Local) Restore(r io.Reader) error {
 			cards := tx.Bucket(bucketCards)
 			cards.FillPercent = 0.9
 			var err error
-			t.cards.each(0, func(key uint64, id uint32) bool {
+			v := t.cards.viewLocked(0, true)
+			v.each(0, func(key uint64, id uint32) bool {
 				k := cardSerial(key)
-				err = cards.Put(k[:], encodeEntry(t.cards.batches[id]))
+				err = cards.Put(k[:], encodeEntry(v.batches[id]))
 				return err == nil
 			})
 			if err != nil {
 				return err
 			}
-			e := &effect{blPut: t.readerBL, affPut: t.affinity}
+			e := &effect{blPut: t.readerBL, affPut: t.affinity, cfgPut: t.config}
 			for _, r := range t.readers {
 				e.rdPut = append(e.rdPut, r)
+			}
+			for _, s := range t.slots {
+				e.slotPut = append(e.slotPut, s)
 			}
 			if tx.Bucket(bucketOperators) != nil {
 				if err := tx.DeleteBucket(bucketOperators); err != nil {
@@ -246,6 +291,8 @@ func (l *Local) ReaderBlacklist() map[string]string           { return l.fsm.Rea
 func (l *Local) Reader(serial string) (Reader, bool)          { return l.fsm.Reader(serial) }
 func (l *Local) Readers() []Reader                            { return l.fsm.Readers() }
 func (l *Local) Affinity(reader string) []ga467.SAMID         { return l.fsm.Affinity(reader) }
+func (l *Local) Slots() []Slot                                { return l.fsm.Slots() }
+func (l *Local) Config(key string) (string, bool)             { return l.fsm.Config(key) }
 
 // encodeEntry is the value of a card: added-at (signed varint, unix ns),
 // reason and added-by (each a uvarint length and bytes).
@@ -317,7 +364,8 @@ func loadTables(tx *bolt.Tx) (tables, error) {
 	if err != nil {
 		return t, err
 	}
-	cs.setArrays(keys, raw)
+	cs.base = buildBase(keys, raw, len(cs.batches))
+	cs.count = len(keys)
 	err = tx.Bucket(bucketReaderBL).ForEach(func(k, v []byte) error {
 		t.readerBL[string(k)] = string(v)
 		return nil
@@ -347,6 +395,27 @@ func loadTables(tx *bolt.Tx) (tables, error) {
 			ids = append(ids, id)
 		}
 		t.affinity[string(k)] = ids
+		return nil
+	})
+	if err != nil {
+		return t, err
+	}
+	err = tx.Bucket(bucketSlots).ForEach(func(k, v []byte) error {
+		var s Slot
+		if err := json.Unmarshal(v, &s); err != nil || !bytes.Equal(slotBoltKey(s.key()), k) {
+			return fmt.Errorf("slots: %q: malformed record", k)
+		}
+		t.slots[s.key()] = s
+		return nil
+	})
+	if err != nil {
+		if err != nil {
+			return t, err
+		}
+		return t, loadOperators(tx, &t)
+	}
+	err = tx.Bucket(bucketConfig).ForEach(func(k, v []byte) error {
+		t.config[string(k)] = string(v)
 		return nil
 	})
 	if err != nil {

@@ -147,8 +147,9 @@ func TestSnapshotVersion1(t *testing.T) {
 		t.Fatal(err)
 	}
 	v2 := b.Bytes()
-	// Version 2 with no operators is version 1 plus a zero count: rewrite.
-	v1 := bytes.Clone(v2[:len(v2)-5])
+	// Version 2 with no slots, config or operators is version 1 plus three
+	// zero counts: rewrite.
+	v1 := bytes.Clone(v2[:len(v2)-7])
 	v1[len(snapMagic)] = 1
 	sum := crc32c(v1)
 	v1 = append(v1, byte(sum>>24), byte(sum>>16), byte(sum>>8), byte(sum))

@@ -15,7 +15,7 @@ import (
 	"github.com/samrack/samrack/drivers/ga467"
 )
 
-// Snapshot format, version 2 (version 1 is read too: no operators). All integers are unsigned varints unless
+// Snapshot format, version 2. All integers are unsigned varints unless
 // noted; strings are a length and bytes; everything is in key order, so
 // equal states give equal bytes.
 //
@@ -25,8 +25,12 @@ import (
 //	reader blacklist: n × (serial, reason)
 //	readers: n × (serial, cipher, key, status, created-at signed varint, failed auth, note)
 //	affinity: n × (serial, k, k × 16-byte SAM ID)
-//	operators (version 2): see writeOperators in operators.go
+//	slots:   n × (node, name, 16-byte SAM ID, state, health, admin)       (version ≥ 2)
+//	config:  n × (key, value)                                            (version ≥ 2)
+//	operators: see writeOperators in operators.go                      (version ≥ 2)
 //	CRC-32C of all of the above, 4 bytes big-endian
+//
+// Version 1 (before the inventory and config tables) is still read.
 const (
 	snapMagic   = "SAMRACK-STATE\x00"
 	snapVersion = 2
@@ -34,25 +38,66 @@ const (
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
-// Snapshot writes the whole state to w. It holds the read lock only to take
-// a consistent view (the big card arrays are immutable and shared), then
-// writes without blocking Apply. It is the FSMSnapshot.Persist half of
-// hashicorp/raft's FSM.Snapshot.
-func (f *FSM) Snapshot(w io.Writer) error {
-	f.mu.RLock()
-	cs := *f.t.cards
-	cs.over = maps.Clone(cs.over)
-	cs.del = maps.Clone(cs.del)
-	cs.batches = cs.batches[:len(cs.batches):len(cs.batches)]
-	bl := maps.Clone(f.t.readerBL)
+// Capture is an immutable view of the state at one point of the log: the
+// FSMSnapshot half of hashicorp/raft's FSM.Snapshot. Taking it is cheap (the
+// big card arrays and layers are shared, only the small tables are
+// copied); Persist streams it while Apply goes on.
+type Capture struct {
+	cards     cardView
+	readerBL  map[string]string
+	readers   map[string]Reader
+	affinity  map[string][]ga467.SAMID
+	slots     map[slotKey]Slot
+	config    map[string]string
+	operators map[string]Operator
+}
+
+// Capture takes a snapshot of the state. In a raft node it runs on the FSM
+// goroutine, between two Applies, so it holds exactly the state at the
+// last applied index. It fails once the FSM has halted (ErrNewerCommand):
+// a snapshot would claim commands it never applied.
+func (f *FSM) Capture() (*Capture, error) {
+	f.wmu.Lock()
+	defer f.wmu.Unlock()
+	if f.halted != nil {
+		return nil, f.halted
+	}
+	f.mu.Lock()
+	cv := f.t.cards.viewLocked(0, true)
+	f.mu.Unlock()
+	// Only wmu holders change the tables, so reading them here is safe.
 	rd := make(map[string]Reader, len(f.t.readers))
 	for k, r := range f.t.readers {
 		rd[k] = r.clone()
 	}
-	aff := maps.Clone(f.t.affinity) // values are never modified in place
-	ops := maps.Clone(f.t.operators)
-	f.mu.RUnlock()
+	return &Capture{
+		cards:     cv,
+		readerBL:  maps.Clone(f.t.readerBL),
+		readers:   rd,
+		affinity:  maps.Clone(f.t.affinity), // values are never modified in place
+		slots:     maps.Clone(f.t.slots),
+		config:    maps.Clone(f.t.config),
+		operators: maps.Clone(f.t.operators),
+	}, nil
+}
 
+// Release implements raft.FSMSnapshot; a Capture holds no resources.
+func (c *Capture) Release() {}
+
+// Snapshot writes the whole state to w: Capture, then Persist.
+func (f *FSM) Snapshot(w io.Writer) error {
+	c, err := f.Capture()
+	if err != nil {
+		return err
+	}
+	defer c.Release()
+	return c.Persist(w)
+}
+
+// Persist writes the captured state to w (raft.FSMSnapshot.Persist takes
+// a sink, which is a Writer). Safe to call concurrently with Apply.
+func (c *Capture) Persist(w io.Writer) error {
+	cs := &c.cards
 	sw := &snapWriter{w: bufio.NewWriterSize(w, 1<<16), crc: crc32.New(crcTable)}
 	sw.raw([]byte(snapMagic))
 	sw.uint(snapVersion)
@@ -86,6 +131,7 @@ func (f *FSM) Snapshot(w io.Writer) error {
 		return fmt.Errorf("state: snapshot: %d cards counted, %d listed", cs.count, n)
 	}
 
+	bl, rd, aff := c.readerBL, c.readers, c.affinity
 	sw.uint(uint64(len(bl)))
 	for _, s := range slices.Sorted(maps.Keys(bl)) {
 		sw.str(s)
@@ -110,7 +156,22 @@ func (f *FSM) Snapshot(w io.Writer) error {
 			sw.raw(id.Bytes())
 		}
 	}
-	writeOperators(sw, ops)
+	slots := slices.SortedFunc(maps.Values(c.slots), compareSlots)
+	sw.uint(uint64(len(slots)))
+	for _, s := range slots {
+		sw.str(s.Node)
+		sw.str(s.Name)
+		sw.raw(s.SAM.Bytes())
+		sw.str(s.State)
+		sw.str(s.Health)
+		sw.str(s.Admin)
+	}
+	sw.uint(uint64(len(c.config)))
+	for _, k := range slices.Sorted(maps.Keys(c.config)) {
+		sw.str(k)
+		sw.str(c.config[k])
+	}
+	writeOperators(sw, c.operators)
 	if sw.err != nil {
 		return fmt.Errorf("state: snapshot: %w", sw.err)
 	}
@@ -138,6 +199,9 @@ func (f *FSM) restore(r io.Reader, persist func(*tables) error) error {
 	}
 	f.wmu.Lock()
 	defer f.wmu.Unlock()
+	if f.halted != nil {
+		return f.halted
+	}
 	if persist != nil {
 		if err := persist(t); err != nil {
 			return err
@@ -269,15 +333,15 @@ func readSnapshot(r io.Reader) (*tables, error) {
 	if string(s.raw(len(snapMagic))) != snapMagic {
 		s.fail("not a samrack state snapshot")
 	}
-	v := s.uint()
-	if s.err == nil && v != snapVersion && v != 1 {
-		s.fail("version %d, want 1 or %d", v, snapVersion)
+	version := s.uint()
+	if s.err == nil && (version < 1 || version > snapVersion) {
+		s.fail("version %d, this appliance reads 1–%d", version, snapVersion)
 	}
 	t := newTables()
 	cs := t.cards
 	nb := s.count("batches", 1<<32)
 	for range nb {
-		e := Entry{Reason: s.str(MaxReasonLen), AddedAt: nsTime(s.int()), AddedBy: s.str(MaxByLen)}
+		e := Entry{Reason: s.str(maxWireString), AddedAt: nsTime(s.int()), AddedBy: s.str(maxWireString)}
 		if s.err != nil {
 			return nil, s.err
 		}
@@ -305,38 +369,36 @@ func readSnapshot(r io.Reader) (*tables, error) {
 		keys = append(keys, prev)
 		raw = append(raw, uint32(b))
 	}
-	cs.setArrays(keys, raw)
+	cs.base = buildBase(keys, raw, len(cs.batches))
+	cs.count = len(keys)
 
 	for range s.count("blacklisted readers", 1<<32) {
-		serial, reason := s.str(MaxReaderSerialLen), s.str(MaxReasonLen)
+		serial, reason := s.str(maxWireString), s.str(maxWireString)
 		if s.err != nil {
 			return nil, s.err
-		}
-		if err := CheckReaderSerial(serial); err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrBadSnapshot, err)
 		}
 		t.readerBL[serial] = reason
 	}
 	for range s.count("readers", 1<<32) {
 		r := Reader{
-			Serial: s.str(MaxReaderSerialLen),
-			Cipher: s.str(8),
-			Key:    []byte(s.str(ReaderKeyLen)),
-			Status: ReaderStatus(s.count("status", uint64(ReaderBlacklisted))),
+			Serial: s.str(maxWireString),
+			Cipher: s.str(maxWireString),
+			Key:    []byte(s.str(maxWireString)),
+			Status: ReaderStatus(s.count("status", 0xff)),
 		}
 		r.CreatedAt = nsTime(s.int())
 		r.FailedAuth = s.count("failed auths", MaxAuthThreshold)
-		r.Note = s.str(MaxNoteLen)
+		r.Note = s.str(maxWireString)
 		if s.err != nil {
 			return nil, s.err
 		}
-		if err := r.validate(); err != nil || r.Status == 0 {
-			return nil, fmt.Errorf("%w: reader %q: %v", ErrBadSnapshot, r.Serial, err)
+		if r.Serial == "" || r.Status == 0 {
+			return nil, fmt.Errorf("%w: reader %q: no serial or status", ErrBadSnapshot, r.Serial)
 		}
 		t.readers[r.Serial] = r
 	}
 	for range s.count("affinities", 1<<32) {
-		serial := s.str(MaxReaderSerialLen)
+		serial := s.str(maxWireString)
 		ids := make([]ga467.SAMID, s.count("SAMs", MaxAffinity))
 		for i := range ids {
 			ids[i], _ = ga467.DecodeSAMID(s.raw(ga467.SAMIDLen))
@@ -346,7 +408,23 @@ func readSnapshot(r io.Reader) (*tables, error) {
 		}
 		t.affinity[serial] = ids
 	}
-	if v >= 2 { // version 1 has no operators
+	if version >= 2 {
+		for range s.count("slots", 1<<32) {
+			sl := Slot{Node: s.str(maxWireString), Name: s.str(maxWireString)}
+			sl.SAM, _ = ga467.DecodeSAMID(s.raw(ga467.SAMIDLen))
+			sl.State, sl.Health, sl.Admin = s.str(maxWireString), s.str(maxWireString), s.str(maxWireString)
+			if s.err != nil {
+				return nil, s.err
+			}
+			t.slots[sl.key()] = sl
+		}
+		for range s.count("config keys", 1<<32) {
+			k, v := s.str(maxWireString), s.str(maxWireString)
+			if s.err != nil {
+				return nil, s.err
+			}
+			t.config[k] = v
+		}
 		if err := readOperators(s, &t); err != nil {
 			return nil, err
 		}
@@ -366,4 +444,11 @@ func readSnapshot(r io.Reader) (*tables, error) {
 		return nil, fmt.Errorf("%w: trailing data", ErrBadSnapshot)
 	}
 	return &t, nil
+}
+
+// VerifySnapshot reads a snapshot completely and checks it, changing
+// nothing: what a restore would refuse, it refuses (ErrBadSnapshot).
+func VerifySnapshot(r io.Reader) error {
+	_, err := readSnapshot(r)
+	return err
 }

@@ -16,6 +16,8 @@ type Reads interface {
 	Reader(serial string) (Reader, bool)
 	Readers() []Reader
 	Affinity(reader string) []ga467.SAMID
+	Slots() []Slot
+	Config(key string) (string, bool)
 }
 
 // Store is what the appliance uses: reads from the local applied state and
@@ -25,11 +27,17 @@ type Reads interface {
 // proposing it through raft.Apply.
 //
 // Apply errors: ErrInvalidCommand (validation, wrapped with the reason),
-// ErrUnknownReader (deterministic outcome, nothing changed), ErrClosed, or
-// the storage's error.
+// ErrUnknownReader (deterministic outcome, nothing changed), ErrClosed,
+// ErrNewerCommand (this appliance must be upgraded), or the storage's
+// error (the raft store's not-leader error among them).
+//
+// Exec is Apply returning what the command did (Result), as computed by
+// the FSM when it applied the command: "this reader is now suspended"
+// without reading the state before and after.
 type Store interface {
 	Reads
 	Apply(ctx context.Context, cmd *Command) error
+	Exec(ctx context.Context, cmd *Command) (Result, error)
 }
 
 var (
@@ -92,13 +100,31 @@ func NewMemory(opts ...Option) *Memory {
 
 // Apply implements Store.
 func (m *Memory) Apply(ctx context.Context, cmd *Command) error {
+	_, err := m.Exec(ctx, cmd)
+	return err
+}
+
+// Exec implements Store.
+func (m *Memory) Exec(ctx context.Context, cmd *Command) (Result, error) {
 	c, err := prepare(ctx, cmd, m.now)
 	if err != nil {
-		return err
+		return Result{}, err
 	}
 	b, err := c.Encode()
 	if err != nil {
-		return err
+		return Result{}, err
 	}
 	return m.FSM.Apply(b)
+}
+
+// Close stops the FSM's background work (see FSM.Close).
+func (m *Memory) Close() error {
+	m.FSM.Close()
+	return nil
+}
+
+// Prepare copies cmd, fills in At from now when zero and validates it: what
+// every Store does before encoding a command.
+func Prepare(ctx context.Context, cmd *Command, now func() time.Time) (*Command, error) {
+	return prepare(ctx, cmd, now)
 }

@@ -1,0 +1,36 @@
+package raftstore
+
+import (
+	"errors"
+	"fmt"
+)
+
+var (
+	// ErrNotLeader is wrapped by NotLeaderError.
+	ErrNotLeader = errors.New("raftstore: not the leader")
+
+	// ErrNoNodeIdentity reports a peer certificate without a node
+	// identity (URI SAN samrack:node:<id>).
+	ErrNoNodeIdentity = errors.New("raftstore: peer certificate is not a samrack node certificate")
+
+	// ErrOldDataDir reports a data directory from before raft that could
+	// not be migrated.
+	ErrOldDataDir = errors.New("raftstore: data directory from before raft")
+)
+
+// NotLeaderError is the error of a write or membership change on a node
+// that is not the leader: ask the leader at LeaderAddr (empty when no
+// leader is known, e.g. during an election).
+type NotLeaderError struct {
+	LeaderID   string
+	LeaderAddr string
+}
+
+func (e *NotLeaderError) Error() string {
+	if e.LeaderAddr == "" {
+		return "raftstore: not the leader, and no leader is known now"
+	}
+	return fmt.Sprintf("raftstore: not the leader; the leader is %s at %s", e.LeaderID, e.LeaderAddr)
+}
+
+func (e *NotLeaderError) Unwrap() error { return ErrNotLeader }
