@@ -212,7 +212,11 @@ func (s *Store) timeout(ctx context.Context) time.Duration {
 // mapErr turns raft's errors into the store's.
 func (s *Store) mapErr(err error) error {
 	switch {
-	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost),
+	case errors.Is(err, raft.ErrLeadershipLost):
+		// Proposed, maybe replicated: a NotLeaderError would invite a
+		// retry that applies the command twice.
+		return ErrOutcomeUnknown
+	case errors.Is(err, raft.ErrNotLeader),
 		errors.Is(err, raft.ErrLeadershipTransferInProgress), errors.Is(err, raft.ErrNotVoter):
 		addr, id := s.raft.LeaderWithID()
 		return &NotLeaderError{LeaderID: string(id), LeaderAddr: string(addr)}
