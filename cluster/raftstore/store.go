@@ -87,10 +87,11 @@ func Open(cfg Config) (s *Store, err error) {
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("raftstore: %w", err)
 	}
-	s = &Store{FSM: state.NewFSM(), cfg: cfg, log: cfg.Logger, halt: make(chan error, 1), done: make(chan struct{})}
+	st := &Store{FSM: state.NewFSM(), cfg: cfg, log: cfg.Logger, halt: make(chan error, 1), done: make(chan struct{})}
+	s = st
 	defer func() {
 		if err != nil {
-			s.closeParts()
+			st.closeParts() // not s: "return nil, err" has set it to nil
 		}
 	}()
 	if s.logs, err = raftboltdb.New(raftboltdb.Options{Path: filepath.Join(cfg.Dir, logFile)}); err != nil {
