@@ -1,6 +1,7 @@
 package raftstore
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -40,7 +41,7 @@ func TestOpenRefusesUnreadableSnapshot(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := Open(Config{Dir: dir, ID: "solo", Bootstrap: true, Logger: testLogger(t), Tune: fastRaft(0, 0)})
-	if err == nil || !strings.Contains(err.Error(), "snapshot") {
+	if !errors.Is(err, ErrDamaged) || !strings.Contains(err.Error(), "move "+dir+" aside") {
 		t.Fatalf("open with a damaged snapshot: %v", err)
 	}
 }

@@ -203,6 +203,9 @@ func nodeHandler(s *Store, fl *FaultLayer) http.Handler {
 	mux.HandleFunc("POST /addvoter", func(w http.ResponseWriter, r *http.Request) {
 		reply(w, opReply{}, s.AddVoter(r.Context(), r.FormValue("id"), r.FormValue("addr")))
 	})
+	mux.HandleFunc("POST /removeserver", func(w http.ResponseWriter, r *http.Request) {
+		reply(w, opReply{}, s.RemoveServer(r.Context(), r.FormValue("id")))
+	})
 	mux.HandleFunc("POST /snapshot", func(w http.ResponseWriter, r *http.Request) {
 		reply(w, opReply{}, s.TakeSnapshot())
 	})

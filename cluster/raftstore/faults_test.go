@@ -412,3 +412,128 @@ func TestKillLeaderKeepsAcknowledgedWrites(t *testing.T) {
 		t.Fatalf("the restarted node has %d cards", st.Cards)
 	}
 }
+
+// corruption is damage done to a killed node's data directory, as a power
+// cut in the middle of a write could leave it.
+type corruption struct {
+	name string
+	do   func(t *testing.T, dir string)
+}
+
+func lastSnapshot(t *testing.T, dir string) string {
+	sd := dir + "/snapshots/snapshots" // raft.FileSnapshotStore's own subdirectory
+	ents, err := os.ReadDir(sd)
+	if err != nil || len(ents) == 0 {
+		t.Fatalf("no snapshot in %s: %v", sd, err)
+	}
+	return sd + "/" + ents[len(ents)-1].Name()
+}
+
+func truncateBy(t *testing.T, path string, n int64) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(path, max(0, fi.Size()-n)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func scribble(t *testing.T, path string, fromEnd int64, n int) {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	fi, _ := f.Stat()
+	junk := make([]byte, n)
+	for i := range junk {
+		junk[i] = byte(0xa5 ^ i)
+	}
+	if _, err := f.WriteAt(junk, max(0, fi.Size()-fromEnd)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+var corruptions = []corruption{
+	{"raft.db truncated by a page", func(t *testing.T, dir string) { truncateBy(t, dir+"/raft.db", 4096) }},
+	{"raft.db truncated to half", func(t *testing.T, dir string) {
+		fi, _ := os.Stat(dir + "/raft.db")
+		truncateBy(t, dir+"/raft.db", fi.Size()/2)
+	}},
+	{"raft.db tail scribbled", func(t *testing.T, dir string) { scribble(t, dir+"/raft.db", 8192, 8192) }},
+	{"last snapshot truncated", func(t *testing.T, dir string) { truncateBy(t, lastSnapshot(t, dir)+"/state.bin", 100) }},
+	{"last snapshot scribbled", func(t *testing.T, dir string) { scribble(t, lastSnapshot(t, dir)+"/state.bin", 200, 50) }},
+	{"last snapshot meta cut", func(t *testing.T, dir string) { truncateBy(t, lastSnapshot(t, dir)+"/meta.json", 10) }},
+}
+
+// TestCorruptTailAfterKill: a node (follower or leader) is SIGKILLed after
+// writes and a snapshot, and the tail of its raft.db or of its last
+// snapshot is then truncated or overwritten, as a power cut could leave
+// them. Restarted, it either recovers (and converges with every write) or
+// refuses with ErrDamaged saying what to do, with no crash; doing what it
+// says (remove it on the leader, move the directory aside, join again)
+// brings it back with every write. The others go on meanwhile.
+func TestCorruptTailAfterKill(t *testing.T) {
+	outcomes := map[string]string{}
+	for _, c := range corruptions {
+		for _, role := range []string{"follower", "leader"} {
+			t.Run(c.name+"/"+role, func(t *testing.T) {
+				pc := newProcCluster(t, 3, 0, 0)
+				add := func(from, to uint64) {
+					t.Helper()
+					l := pc.leader()
+					for k := from; k < to; k++ {
+						if err := pc.call(l, "POST", "/add", url.Values{"card": {strconv.FormatUint(k, 10)}}, nil); err != nil {
+							pc.dumpLogs()
+							t.Fatal(err)
+						}
+					}
+				}
+				add(0, 60)
+				l := pc.leader()
+				victim := l
+				if role == "follower" {
+					victim = pc.procs[(slices.Index(pc.procs, l)+1)%3]
+				}
+				pc.converged()
+				if err := pc.call(victim, "POST", "/snapshot", nil, nil); err != nil {
+					t.Fatal(err)
+				}
+				add(60, 120)
+				pc.kill(victim)
+				c.do(t, victim.dir)
+				err := pc.start(victim, false)
+				if err != nil {
+					outcomes[c.name+"/"+role] = "refused"
+					if !strings.Contains(err.Error(), ErrDamaged.Error()) || !strings.Contains(err.Error(), "aside") ||
+						!strings.Contains(err.Error(), "exit status 1") {
+						t.Fatalf("refused without the damaged-state error, or crashed: %v", err)
+					}
+					t.Logf("refused: %v", err)
+					add(120, 130) // the others go on
+					// What the error says: remove it on the leader, move the
+					// directory aside, join again.
+					if err := pc.call(pc.leader(), "POST", "/removeserver", url.Values{"id": {victim.id}}, nil); err != nil {
+						t.Fatal(err)
+					}
+					if err := os.Rename(victim.dir, victim.dir+".damaged"); err != nil {
+						t.Fatal(err)
+					}
+					pc.restart(victim)
+					if err := pc.call(pc.leader(), "POST", "/addvoter", url.Values{"id": {victim.id}, "addr": {victim.raftAddr}}, nil); err != nil {
+						t.Fatal(err)
+					}
+				} else {
+					outcomes[c.name+"/"+role] = "recovered"
+					add(120, 130)
+				}
+				pc.converged()
+				if st, _ := pc.status(victim); st.Cards != 130 {
+					t.Fatalf("%d cards on the damaged node, want 130", st.Cards)
+				}
+			})
+		}
+	}
+	t.Logf("outcomes: %v", outcomes)
+}

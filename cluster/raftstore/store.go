@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -94,6 +95,9 @@ func Open(cfg Config) (s *Store, err error) {
 			st.closeParts() // not s: "return nil, err" has set it to nil
 		}
 	}()
+	if err := checkLogStore(cfg, filepath.Join(cfg.Dir, logFile)); err != nil {
+		return nil, err
+	}
 	if s.logs, err = raftboltdb.New(raftboltdb.Options{Path: filepath.Join(cfg.Dir, logFile)}); err != nil {
 		return nil, fmt.Errorf("raftstore: log store: %w", err)
 	}
@@ -131,6 +135,9 @@ func Open(cfg Config) (s *Store, err error) {
 		}
 	}}
 	if s.raft, err = raft.NewRaft(rc, f, s.logs, s.logs, s.snaps, s.trans); err != nil {
+		if strings.Contains(err.Error(), "snapshot") { // raft found snapshots and could load none
+			return nil, damaged(cfg, "no snapshot in "+filepath.Join(cfg.Dir, snapDir)+" can be loaded", err)
+		}
 		return nil, fmt.Errorf("raftstore: %w", err)
 	}
 	s.wg.Add(1)
