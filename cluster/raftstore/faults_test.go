@@ -195,14 +195,17 @@ func (pc *procCluster) nemesis(rng *rand.Rand, stop <-chan struct{}, h *history)
 	for wait(300, 1500) {
 		victim := pc.procs[rng.IntN(len(pc.procs))]
 		action := rng.IntN(4)
-		if action == 0 || action == 2 {
-			if l := leader(); l != nil {
-				victim = l
-			}
+		l := leader()
+		if (action == 0 || action == 2) && l != nil {
+			victim = l
+		}
+		role := "follower"
+		if victim == l {
+			role = "leader"
 		}
 		switch action {
 		case 0, 1: // SIGKILL, restart later
-			logf("SIGKILL %s", victim.id)
+			logf("SIGKILL %s (%s)", victim.id, role)
 			pc.kill(victim)
 			wait(200, 2000)
 			if err := pc.start(victim, false); err != nil {
@@ -218,7 +221,7 @@ func (pc *procCluster) nemesis(rng *rand.Rand, stop <-chan struct{}, h *history)
 				}
 			}
 			pc.call(victim, "POST", "/cut", url.Values{"peers": {strings.Join(others, ",")}}, nil)
-			logf("cut off %s", victim.id)
+			logf("cut off %s (%s)", victim.id, role)
 			wait(500, 2500)
 			pc.healAll()
 			logf("healed")
@@ -536,4 +539,30 @@ func TestCorruptTailAfterKill(t *testing.T) {
 		}
 	}
 	t.Logf("outcomes: %v", outcomes)
+}
+
+// TestBlacklistModel: the model rejects what the fault test must catch (a
+// lost acknowledged add, a resurrected remove, a stale read) and accepts an
+// unknown write either way.
+func TestBlacklistModel(t *testing.T) {
+	op := func(kind opKind, out linOut, call, ret int64) porcupine.Operation {
+		return porcupine.Operation{Input: linIn{kind: kind, key: 7}, Call: call, Output: out, Return: ret}
+	}
+	for name, tc := range map[string]struct {
+		h  []porcupine.Operation
+		ok bool
+	}{
+		"lost add":           {[]porcupine.Operation{op(opAdd, linOut{changed: 1}, 0, 10), op(opCheck, linOut{}, 20, 30)}, false},
+		"resurrected remove": {[]porcupine.Operation{op(opAdd, linOut{changed: 1}, 0, 10), op(opRemove, linOut{changed: 1}, 20, 30), op(opCheck, linOut{present: true}, 40, 50)}, false},
+		"double add":         {[]porcupine.Operation{op(opAdd, linOut{changed: 1}, 0, 10), op(opAdd, linOut{changed: 1}, 20, 30)}, false},
+		"concurrent":         {[]porcupine.Operation{op(opAdd, linOut{changed: 1}, 0, 30), op(opCheck, linOut{}, 5, 10), op(opCheck, linOut{present: true}, 20, 25)}, true},
+		"unknown took effect": {[]porcupine.Operation{op(opAdd, linOut{unknown: true}, 0, math.MaxInt64), op(opCheck, linOut{}, 5, 10),
+			op(opCheck, linOut{present: true}, 20, 25)}, true},
+		"unknown did not":   {[]porcupine.Operation{op(opAdd, linOut{unknown: true}, 0, math.MaxInt64), op(opCheck, linOut{}, 20, 25)}, true},
+		"present then gone": {[]porcupine.Operation{op(opAdd, linOut{unknown: true}, 0, math.MaxInt64), op(opCheck, linOut{present: true}, 5, 10), op(opCheck, linOut{}, 20, 25)}, false},
+	} {
+		if got := porcupine.CheckOperations(blacklistModel, tc.h); got != tc.ok {
+			t.Errorf("%s: linearizable %v, want %v", name, got, tc.ok)
+		}
+	}
 }
