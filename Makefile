@@ -40,6 +40,10 @@ test: deps ## run every test with -race (extra go test flags: GOTESTFLAGS=-v)
 test-hil: deps ## only the tests through the real PC/SC stack (pcscd + virtual SAMs on vpcd) and real ptys
 	$(GO) test -race -count=1 $(GOTESTFLAGS) ./drivers/pcsc/... ./drivers/serial/...
 
+.PHONY: soak
+soak: deps ## the raft fault tests for SOAK (default 10m): SIGKILL, partitions, porcupine linearizability (SAMRACK_FAULT_SEED replays)
+	SAMRACK_SOAK=$(or $(SOAK),10m) $(GO) test -race -count=1 -run '^TestLinearizableUnderFaults$$' -timeout 0 -v $(GOTESTFLAGS) ./cluster/raftstore/
+
 .PHONY: demo
 demo: build ## start an appliance, provision a reader, read three cards, blacklist one, show the rejection
 	./appliance/scripts/demo.sh

@@ -3,6 +3,7 @@ module github.com/samrack/samrack
 go 1.26.8
 
 require (
+	github.com/anishathalye/porcupine v1.3.1
 	github.com/ebfe/scard v0.0.0-20241214075232-7af069cabc25
 	github.com/emmansun/gmsm v0.15.5
 	github.com/hashicorp/go-hclog v1.6.3

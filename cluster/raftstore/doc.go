@@ -17,5 +17,7 @@
 // Close), fsm.go (the raft.FSM adapter), transport.go (the TLS stream
 // layer), identity.go (node certificates), membership.go (AddVoter,
 // RemoveServer, TransferLeadership, Barrier), errors.go, migrate.go (a data
-// directory from before raft).
+// directory from before raft), check.go (a damaged raft.db or snapshot is
+// refused with ErrDamaged), faults.go (FaultLayer: cut links to peers, for
+// tests and chaos drills only).
 package raftstore

@@ -9,6 +9,14 @@ var (
 	// ErrNotLeader is wrapped by NotLeaderError.
 	ErrNotLeader = errors.New("raftstore: not the leader")
 
+	// ErrOutcomeUnknown reports a write the leader proposed but lost
+	// leadership before it was committed (raft.ErrLeadershipLost): the
+	// next leader may still commit it, or not. Unlike a NotLeaderError
+	// nothing says it did not happen, so it must not be retried blindly
+	// elsewhere (a second RecordAuthFailure counts twice); read the state
+	// on the leader to learn the outcome.
+	ErrOutcomeUnknown = errors.New("raftstore: leadership lost while the write was in flight; it may or may not have been applied")
+
 	// ErrNoNodeIdentity reports a peer certificate without a node
 	// identity (URI SAN samrack:node:<id>).
 	ErrNoNodeIdentity = errors.New("raftstore: peer certificate is not a samrack node certificate")

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -87,12 +88,16 @@ func Open(cfg Config) (s *Store, err error) {
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("raftstore: %w", err)
 	}
-	s = &Store{FSM: state.NewFSM(), cfg: cfg, log: cfg.Logger, halt: make(chan error, 1), done: make(chan struct{})}
+	st := &Store{FSM: state.NewFSM(), cfg: cfg, log: cfg.Logger, halt: make(chan error, 1), done: make(chan struct{})}
+	s = st
 	defer func() {
 		if err != nil {
-			s.closeParts()
+			st.closeParts() // not s: "return nil, err" has set it to nil
 		}
 	}()
+	if err := checkLogStore(cfg, filepath.Join(cfg.Dir, logFile)); err != nil {
+		return nil, err
+	}
 	if s.logs, err = raftboltdb.New(raftboltdb.Options{Path: filepath.Join(cfg.Dir, logFile)}); err != nil {
 		return nil, fmt.Errorf("raftstore: log store: %w", err)
 	}
@@ -130,6 +135,9 @@ func Open(cfg Config) (s *Store, err error) {
 		}
 	}}
 	if s.raft, err = raft.NewRaft(rc, f, s.logs, s.logs, s.snaps, s.trans); err != nil {
+		if strings.Contains(err.Error(), "snapshot") { // raft found snapshots and could load none
+			return nil, damaged(cfg, "no snapshot in "+filepath.Join(cfg.Dir, snapDir)+" can be loaded", err)
+		}
 		return nil, fmt.Errorf("raftstore: %w", err)
 	}
 	s.wg.Add(1)
@@ -212,7 +220,11 @@ func (s *Store) timeout(ctx context.Context) time.Duration {
 // mapErr turns raft's errors into the store's.
 func (s *Store) mapErr(err error) error {
 	switch {
-	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost),
+	case errors.Is(err, raft.ErrLeadershipLost):
+		// Proposed, maybe replicated: a NotLeaderError would invite a
+		// retry that applies the command twice.
+		return ErrOutcomeUnknown
+	case errors.Is(err, raft.ErrNotLeader),
 		errors.Is(err, raft.ErrLeadershipTransferInProgress), errors.Is(err, raft.ErrNotVoter):
 		addr, id := s.raft.LeaderWithID()
 		return &NotLeaderError{LeaderID: string(id), LeaderAddr: string(addr)}
