@@ -116,7 +116,7 @@ type machine struct {
 
 	announced  int       // announcements since the address was added
 	announceAt time.Time // next announcement
-	steppedUp  bool      // asked to step down in this term (ask once)
+	askedDown  bool      // asked to step down in this term (ask once)
 	wanted     bool      // want() at the last reconcile
 
 	out []Action
@@ -148,7 +148,7 @@ func (m *machine) handle(ev event) {
 		m.have = addrUnknown
 	case evLeader:
 		if !m.leader {
-			m.steppedUp = false
+			m.askedDown = false
 		}
 		m.leader = true
 		if ev.now.After(m.contact) {
@@ -207,11 +207,11 @@ func (m *machine) done(ev event) {
 		if m.leader {
 			m.emit(ActStepDown, "cannot remove the VIP at stop: "+m.lastErr)
 		}
-	case ev.act == ActRemove && m.leader && !m.steppedUp:
-		m.steppedUp = true
+	case ev.act == ActRemove && m.leader && !m.askedDown:
+		m.askedDown = true
 		m.emit(ActStepDown, "cannot remove the VIP: "+m.lastErr)
-	case ev.act == ActAdd && m.leader && m.failures >= m.cfg.maxAddFail && !m.steppedUp:
-		m.steppedUp = true
+	case ev.act == ActAdd && m.leader && m.failures >= m.cfg.maxAddFail && !m.askedDown:
+		m.askedDown = true
 		m.emit(ActStepDown, fmt.Sprintf("cannot add the VIP (%d tries): %s", m.failures, m.lastErr))
 	}
 }

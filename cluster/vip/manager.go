@@ -130,8 +130,10 @@ func (m *Manager) Start(ctx context.Context) error {
 	if m.started {
 		return ErrRunning
 	}
-	m.started = true
 	lease := m.l.LeaseTimeout()
+	if lease <= 0 {
+		return fmt.Errorf("vip: leader lease timeout %v: must be positive", lease)
+	}
 	margin := m.o.Margin
 	if margin <= 0 || margin >= lease {
 		margin = lease / 5
@@ -141,6 +143,7 @@ func (m *Manager) Start(ctx context.Context) error {
 		burst: m.o.Burst, burstEvery: m.o.BurstInterval, refresh: m.o.Refresh,
 		retry: m.o.Retry, maxAddFail: m.o.MaxAddFailures,
 	})
+	m.started = true
 	go m.run(ctx, &mc)
 	return nil
 }

@@ -191,3 +191,13 @@ func TestManagerContextStops(t *testing.T) {
 		t.Fatal("VIP kept after the context ended")
 	}
 }
+
+func TestManagerNeedsLease(t *testing.T) {
+	m := NewManager(newFakeLeadership(0), &fakeEffector{}, Options{})
+	if err := m.Start(context.Background()); err == nil {
+		t.Fatal("Start with a zero lease succeeded")
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+}

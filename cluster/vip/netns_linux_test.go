@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/samrack/samrack/drivers/samtest/leaktest"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 )
@@ -31,6 +32,7 @@ import (
 
 const (
 	labVIP   = "198.51.100.10/24"
+	labVIP6  = "2001:db8:5a::10/64"
 	labLease = 500 * time.Millisecond // raft's default LeaderLeaseTimeout
 	labPort  = "7000"
 	helperEn = "VIP_TEST_HELPER"
@@ -179,7 +181,7 @@ func readerMain() int {
 		if err != nil {
 			return "none"
 		}
-		ns, err := netlink.NeighList(l.Attrs().Index, netlink.FAMILY_V4)
+		ns, err := netlink.NeighList(l.Attrs().Index, family(vip))
 		if err != nil {
 			return "none"
 		}
@@ -232,6 +234,7 @@ var labSeq atomic.Int32
 
 type lab struct {
 	t     testing.TB
+	vip   string   // labVIP or labVIP6
 	sw    string   // the switch namespace
 	nodes []string // node namespaces
 	rd    string   // the reader namespace
@@ -276,11 +279,18 @@ func ipCmd(t testing.TB, args ...string) {
 // newLab builds the switch, n node namespaces and the reader namespace,
 // and starts a node process in each node namespace and a reader process.
 // Everything goes away in t.Cleanup, also when the test fails.
-func newLab(t testing.TB, n int) *lab {
+func newLab(t testing.TB, n int, vip string) *lab {
 	t.Helper()
 	needNetns(t)
 	pfx := fmt.Sprintf("vipt%d-%d-", os.Getpid()%100000, labSeq.Add(1))
-	lb := &lab{t: t, sw: pfx + "sw", rd: pfx + "rd", procs: map[string]*proc{}, macs: map[string]string{}}
+	lb := &lab{t: t, vip: vip, sw: pfx + "sw", rd: pfx + "rd", procs: map[string]*proc{}, macs: map[string]string{}}
+	v6 := netip.MustParsePrefix(vip).Addr().Is6()
+	hostAddr := func(i int) string {
+		if v6 {
+			return fmt.Sprintf("2001:db8:5a::%d/64", i)
+		}
+		return fmt.Sprintf("198.51.100.%d/24", i)
+	}
 	for i := 1; i <= n; i++ {
 		lb.nodes = append(lb.nodes, fmt.Sprintf("%sn%d", pfx, i))
 	}
@@ -294,15 +304,20 @@ func newLab(t testing.TB, n int) *lab {
 	join := func(ns, port, addr string) {
 		ipCmd(t, "-n", lb.sw, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", ns)
 		ipCmd(t, "-n", lb.sw, "link", "set", port, "master", "br0", "up")
-		ipCmd(t, "-n", ns, "addr", "add", addr, "dev", "eth0")
+		if v6 {
+			// No duplicate address detection: usable at once.
+			ipCmd(t, "-n", ns, "addr", "add", addr, "dev", "eth0", "nodad")
+		} else {
+			ipCmd(t, "-n", ns, "addr", "add", addr, "dev", "eth0")
+		}
 		ipCmd(t, "-n", ns, "link", "set", "eth0", "up")
 		ipCmd(t, "-n", ns, "link", "set", "lo", "up")
 	}
 	for i, ns := range lb.nodes {
-		join(ns, fmt.Sprintf("p%d", i+1), fmt.Sprintf("198.51.100.%d/24", 11+i))
+		join(ns, fmt.Sprintf("p%d", i+1), hostAddr(11+i))
 		lb.macs[ns] = lb.mac(ns)
 	}
-	join(lb.rd, "prd", "198.51.100.99/24")
+	join(lb.rd, "prd", hostAddr(99))
 	return lb
 }
 
@@ -359,7 +374,7 @@ func (lb *lab) spawn(ns, role string) *proc {
 	}
 	name := ns[strings.LastIndex(ns, "-")+1:]
 	cmd := exec.Command("ip", "netns", "exec", ns, exe, "-test.run=^$")
-	cmd.Env = append(os.Environ(), helperEn+"="+role, "VIP_TEST_NAME="+name, "VIP_TEST_VIP="+labVIP)
+	cmd.Env = append(os.Environ(), helperEn+"="+role, "VIP_TEST_NAME="+name, "VIP_TEST_VIP="+lb.vip)
 	cmd.Stderr = &testWriter{t: t, prefix: name + ": "}
 	in, err := cmd.StdinPipe()
 	if err != nil {
@@ -483,7 +498,7 @@ func (lb *lab) sample() *sampler {
 		}
 		hs = append(hs, nsh{ns, nh})
 	}
-	vip := netip.MustParsePrefix(labVIP).Addr()
+	vip := netip.MustParsePrefix(lb.vip).Addr()
 	go func() { // owned by s: ends at s.close
 		defer close(s.done)
 		defer func() {
@@ -497,7 +512,7 @@ func (lb *lab) sample() *sampler {
 			now := time.Now()
 			n := 0
 			for _, h := range hs {
-				addrs, err := h.h.AddrList(nil, netlink.FAMILY_V4)
+				addrs, err := h.h.AddrList(nil, family(vip))
 				if err != nil {
 					s.mu.Lock()
 					s.err = err
@@ -566,11 +581,12 @@ func (s *sampler) result(t testing.TB) (time.Duration, int) {
 // removes the VIP, then transfers leadership; two namespaces never hold
 // the VIP together longer than the lease.
 func TestNetnsHandover(t *testing.T) {
-	lb := newLab(t, 3)
+	leaktest.Check(t)
+	lb := newLab(t, 3, labVIP)
 	// A stale VIP in n3, as after a crash.
-	ipCmd(t, "-n", lb.nodes[2], "addr", "add", labVIP, "dev", "eth0")
+	ipCmd(t, "-n", lb.nodes[2], "addr", "add", lb.vip, "dev", "eth0")
 	lb.start()
-	if ok, _ := hasVIP(t, lb.nodes[2]); ok {
+	if lb.hasVIP(lb.nodes[2]) {
 		t.Fatal("n3: stale VIP not removed at startup")
 	}
 	s := lb.sample()
@@ -607,7 +623,7 @@ func TestNetnsHandover(t *testing.T) {
 	if l := n2.expect("closed", 5*time.Second); l != "closed <nil>" {
 		t.Fatalf("n2: %s", l)
 	}
-	if ok, _ := hasVIP(t, lb.nodes[1]); ok {
+	if lb.hasVIP(lb.nodes[1]) {
 		t.Fatal("n2 kept the VIP after a graceful stop")
 	}
 	n3.send("leader")
@@ -628,7 +644,8 @@ func TestNetnsHandover(t *testing.T) {
 // the VIP within its lease, the new one is reached by the reader, and two
 // namespaces never hold the VIP together longer than the lease.
 func TestNetnsPartition(t *testing.T) {
-	lb := newLab(t, 3)
+	leaktest.Check(t)
+	lb := newLab(t, 3, labVIP)
 	lb.start()
 	s := lb.sample()
 	n2, n3, rd := lb.node(1), lb.node(2), lb.reader()
@@ -661,7 +678,7 @@ func TestNetnsPartition(t *testing.T) {
 	ipCmd(t, "-n", lb.sw, "link", "set", "p2", "up")
 	n2.send("follower")
 	n2.send("live")
-	if ok, _ := hasVIP(t, lb.nodes[1]); ok {
+	if lb.hasVIP(lb.nodes[1]) {
 		t.Fatal("n2 holds the VIP after the partition")
 	}
 
@@ -677,7 +694,9 @@ func TestNetnsPartition(t *testing.T) {
 	}
 }
 
-func hasVIP(t testing.TB, ns string) (bool, error) {
+// hasVIP reports whether the namespace ns holds the lab's VIP.
+func (lb *lab) hasVIP(ns string) bool {
+	t := lb.t
 	t.Helper()
 	h, err := netns.GetFromName(ns)
 	if err != nil {
@@ -689,24 +708,66 @@ func hasVIP(t testing.TB, ns string) (bool, error) {
 		t.Fatal(err)
 	}
 	defer nh.Close()
-	addrs, err := nh.AddrList(nil, netlink.FAMILY_V4)
+	vip := netip.MustParsePrefix(lb.vip).Addr()
+	addrs, err := nh.AddrList(nil, family(vip))
 	if err != nil {
 		t.Fatal(err)
 	}
-	vip := netip.MustParsePrefix(labVIP).Addr()
 	for _, a := range addrs {
 		if ip, ok := netip.AddrFromSlice(a.IP); ok && ip.Unmap() == vip {
-			return true, nil
+			return true
 		}
 	}
-	return false, nil
+	return false
+}
+
+func family(a netip.Addr) int {
+	if a.Is6() {
+		return netlink.FAMILY_V6
+	}
+	return netlink.FAMILY_V4
+}
+
+// TestNetnsIPv6Handover: with an IPv6 VIP the new owner's unsolicited
+// neighbour advertisement (Override set) moves the reader's neighbour
+// entry to its MAC; without it the entry would stay on the old MAC until
+// neighbour unreachability detection gives up on it (seconds).
+func TestNetnsIPv6Handover(t *testing.T) {
+	leaktest.Check(t)
+	lb := newLab(t, 2, labVIP6)
+	lb.start()
+	n1, n2, rd := lb.node(0), lb.node(1), lb.reader()
+	n1.send("leader")
+	n1.expect("add ok", 5*time.Second)
+	rd.send("await n1")
+	l := rd.expect("reached n1", 35*time.Second)
+	if mac := field(l, "mac"); mac != lb.macs[lb.nodes[0]] {
+		t.Fatalf("reader's neighbour entry %s, want n1's MAC %s", mac, lb.macs[lb.nodes[0]])
+	}
+	n1.send("follower")
+	n1.expect("remove ok", 5*time.Second)
+	rd.send("await n2")
+	n2.send("leader")
+	n2.expect("add ok", 5*time.Second)
+	l = rd.expect("reached n2", 35*time.Second)
+	ms, _ := strconv.ParseFloat(field(l, "ms"), 64)
+	t.Logf("IPv6 handover n1→n2: reader reached n2 %.1f ms after it was made leader", ms)
+	if mac := field(l, "mac"); mac != lb.macs[lb.nodes[1]] {
+		t.Fatalf("reader's neighbour entry %s after the handover, want n2's MAC %s", mac, lb.macs[lb.nodes[1]])
+	}
+	if ms > 1000 {
+		t.Fatalf("reader reached the new owner after %.0f ms; the neighbour advertisement should make it < 1 s", ms)
+	}
+	if lb.hasVIP(lb.nodes[0]) {
+		t.Fatal("n1 kept the VIP")
+	}
 }
 
 // BenchmarkHandover measures handover-ms: from the moment the new leader's
 // leadership is reported (after the old one lost it and removed the VIP)
 // to the reader reaching the VIP on the new owner's MAC.
 func BenchmarkHandover(b *testing.B) {
-	lb := newLab(b, 2)
+	lb := newLab(b, 2, labVIP)
 	lb.start()
 	n := []*proc{lb.node(0), lb.node(1)}
 	names := []string{"n1", "n2"}
