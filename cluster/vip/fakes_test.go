@@ -25,6 +25,7 @@ type fakeLeadership struct {
 	lease time.Duration
 
 	mu         sync.Mutex // mu guards the fields below
+	live       func() time.Time // if set, QuorumContact is live(): a quorum answers all the time
 	contact    time.Time
 	barrierErr error
 	transfers  int
@@ -46,7 +47,17 @@ func (f *fakeLeadership) Barrier(ctx context.Context) error {
 func (f *fakeLeadership) QuorumContact() time.Time {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.live != nil {
+		return f.live()
+	}
 	return f.contact
+}
+
+// setLive makes QuorumContact follow now (nil: the last setContact).
+func (f *fakeLeadership) setLive(now func() time.Time) {
+	f.mu.Lock()
+	f.live = now
+	f.mu.Unlock()
 }
 
 func (f *fakeLeadership) setContact(t time.Time) {

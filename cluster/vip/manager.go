@@ -22,9 +22,10 @@ type Leadership interface {
 	// applied here, or with an error (not leader any more, timeout).
 	Barrier(ctx context.Context) error
 	// QuorumContact is the latest time at which this node knew a quorum
-	// accepted it as leader (the start of the last VerifyLeader round that
-	// passed, or the oldest of the quorum's last heartbeat replies). The
-	// zero time means never.
+	// accepted it as leader, no later than when that quorum heard from it:
+	// the start of the last VerifyLeader round that passed. (The time a
+	// heartbeat reply came back is later by up to a round trip, which
+	// Options.Margin must then cover.) The zero time means never.
 	QuorumContact() time.Time
 	// LeaseTimeout is raft's LeaderLeaseTimeout: a leader that has not
 	// heard from a quorum for this long steps down.

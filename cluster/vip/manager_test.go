@@ -74,24 +74,31 @@ func TestManagerLifecycle(t *testing.T) {
 	if has, _ := e.state(); has {
 		t.Fatal("stale VIP kept")
 	}
-	// Leader: add, announce at once, then 4 more 500 ms apart.
-	r.l.setContact(r.clk.Now())
+	// Leader: add, announce at once, then 4 more 500 ms apart. A quorum
+	// answers all the time: the lease checks (every 400 ms) keep the VIP.
+	r.l.setLive(r.clk.Now)
 	r.l.ch <- true
 	r.expect("add", "announce")
 	for i := 0; i < 4; i++ {
-		// The lease (500 ms - 100 ms margin) is checked before each
-		// announcement; a leader in contact keeps the VIP.
-		r.l.setContact(r.clk.Now())
-		r.advance(400 * time.Millisecond)
-		r.l.setContact(r.clk.Now())
+		r.advance(400 * time.Millisecond) // lease check
 		r.advance(100 * time.Millisecond)
 		r.expect("announce")
 	}
 	if st := r.m.Status(); !st.Leader || !st.Holding || st.Fenced {
 		t.Fatalf("status %+v", st)
 	}
+	// Then one every 10 s.
+	for i := 0; i < 25; i++ {
+		r.advance(400 * time.Millisecond)
+	}
+	r.expect("announce")
+	if _, n := e.state(); n != 6 {
+		t.Fatalf("%d announcements, want 6", n)
+	}
 	// Quorum contact stops: the VIP goes lease-margin after the last one.
 	last := r.clk.Now()
+	r.l.setContact(last)
+	r.l.setLive(nil)
 	r.advance(400 * time.Millisecond)
 	r.expect("remove")
 	if got := r.clk.Now().Sub(last); got > 500*time.Millisecond {

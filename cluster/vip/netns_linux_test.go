@@ -58,7 +58,6 @@ type helperLeadership struct {
 
 	mu     sync.Mutex // mu guards frozen
 	frozen time.Time  // zero while live
-	emit   func(string, ...any)
 }
 
 func (h *helperLeadership) LeaderCh() <-chan bool             { return h.ch }
@@ -121,7 +120,7 @@ func nodeMain() int {
 			c.Close()
 		}
 	}()
-	l := &helperLeadership{ch: make(chan bool, 16), emit: emit}
+	l := &helperLeadership{ch: make(chan bool, 16)}
 	m := NewManager(l, eff, Options{
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})),
 		Notify: func(a Action, err error) {
@@ -205,7 +204,7 @@ func readerMain() int {
 					fmt.Printf("timeout %s last=%q mac=%s\n", f[1], last, neigh())
 					break
 				}
-				c, err := net.DialTimeout("tcp", target, 20*time.Millisecond)
+				c, err := net.DialTimeout("tcp", target, 5*time.Millisecond) // the resolution of "ms"
 				if err != nil {
 					last = err.Error()
 					continue
@@ -474,13 +473,12 @@ type sampler struct {
 	samples int
 	runFrom time.Time     // first sample of the current run with ≥2 holders
 	longest time.Duration // longest such run, first to last sample + one period
-	holders map[string]int
 }
 
 const samplePeriod = 50 * time.Millisecond
 
 func (lb *lab) sample() *sampler {
-	s := &sampler{stop: make(chan struct{}), done: make(chan struct{}), holders: map[string]int{}}
+	s := &sampler{stop: make(chan struct{}), done: make(chan struct{})}
 	type nsh struct {
 		name string
 		h    *netlink.Handle
@@ -522,9 +520,6 @@ func (lb *lab) sample() *sampler {
 				for _, a := range addrs {
 					if ip, ok := netip.AddrFromSlice(a.IP); ok && ip.Unmap() == vip {
 						n++
-						s.mu.Lock()
-						s.holders[h.name]++
-						s.mu.Unlock()
 					}
 				}
 			}
