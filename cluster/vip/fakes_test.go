@@ -24,7 +24,7 @@ type fakeLeadership struct {
 	ch    chan bool
 	lease time.Duration
 
-	mu         sync.Mutex // mu guards the fields below
+	mu         sync.Mutex       // mu guards the fields below
 	live       func() time.Time // if set, QuorumContact is live(): a quorum answers all the time
 	contact    time.Time
 	barrierErr error
