@@ -134,11 +134,11 @@ func nodeMain() int {
 			emit("%s %s%s", a.Kind, res, l.sinceFreeze())
 		},
 	})
+	emit("ready") // before Start: its first action, the startup removal, follows
 	if err := m.Start(context.Background()); err != nil {
 		emit("fatal %v", err)
 		return 1
 	}
-	emit("ready")
 	sc := bufio.NewScanner(os.Stdin)
 	for sc.Scan() {
 		switch cmd := sc.Text(); cmd {
@@ -251,7 +251,7 @@ func needNetns(t testing.TB) {
 	} else if _, err := exec.LookPath("ip"); err != nil {
 		why = "no ip command (iproute2)"
 	} else {
-		probe := fmt.Sprintf("vipt%d-probe", os.Getpid()%100000)
+		probe := fmt.Sprintf("vipt%d-probe", os.Getpid())
 		if out, err := exec.Command("ip", "netns", "add", probe).CombinedOutput(); err != nil {
 			why = fmt.Sprintf("ip netns add: %v: %s", err, out)
 		} else {
@@ -281,7 +281,7 @@ func ipCmd(t testing.TB, args ...string) {
 func newLab(t testing.TB, n int, vip string) *lab {
 	t.Helper()
 	needNetns(t)
-	pfx := fmt.Sprintf("vipt%d-%d-", os.Getpid()%100000, labSeq.Add(1))
+	pfx := fmt.Sprintf("vipt%d-%d-", os.Getpid(), labSeq.Add(1))
 	lb := &lab{t: t, vip: vip, sw: pfx + "sw", rd: pfx + "rd", procs: map[string]*proc{}, macs: map[string]string{}}
 	v6 := netip.MustParsePrefix(vip).Addr().Is6()
 	hostAddr := func(i int) string {
@@ -294,6 +294,7 @@ func newLab(t testing.TB, n int, vip string) *lab {
 		lb.nodes = append(lb.nodes, fmt.Sprintf("%sn%d", pfx, i))
 	}
 	all := append([]string{lb.sw, lb.rd}, lb.nodes...)
+	sweepLabs()
 	for _, ns := range all {
 		ipCmd(t, "netns", "add", ns)
 		t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
@@ -318,6 +319,28 @@ func newLab(t testing.TB, n int, vip string) *lab {
 	}
 	join(lb.rd, "prd", hostAddr(99))
 	return lb
+}
+
+// sweepLabs deletes the namespaces of labs whose test process died
+// without its cleanup (killed): vipt<pid>-… with no such process.
+func sweepLabs() {
+	out, err := exec.Command("ip", "netns", "list").Output()
+	if err != nil {
+		return
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 || !strings.HasPrefix(f[0], "vipt") {
+			continue
+		}
+		pid, _, ok := strings.Cut(strings.TrimPrefix(f[0], "vipt"), "-")
+		if _, err := strconv.Atoi(pid); !ok || err != nil {
+			continue
+		}
+		if _, err := os.Stat("/proc/" + pid); os.IsNotExist(err) {
+			exec.Command("ip", "netns", "del", f[0]).Run()
+		}
+	}
 }
 
 // start starts the node and reader processes; a node's first line after
