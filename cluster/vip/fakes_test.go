@@ -29,7 +29,6 @@ type fakeLeadership struct {
 	contact    time.Time
 	barrierErr error
 	transfers  int
-	transferCh chan struct{} // gets a value per TransferLeadership, if set
 }
 
 func newFakeLeadership(lease time.Duration) *fakeLeadership {
