@@ -33,7 +33,10 @@
 // then every 10 s (Options.Burst, BurstInterval, Refresh). A reader's ARP
 // entry keeps the old owner's MAC for 20–50 s otherwise; a gratuitous ARP
 // moves it at once. When LeaderCh says leadership is lost, the address is
-// removed at once. Close (or the end of Start's context) is a graceful
+// removed at once. Each announcement first checks that the address is
+// still there; one that vanished (an operator's ip addr flush, a DHCP
+// client, IPv6 addresses lost with the link) is added again and the burst
+// starts over. Close (or the end of Start's context) is a graceful
 // stop: the address is removed first, then leadership is transferred
 // (raft's LeadershipTransfer), so that the successor is elected at once
 // instead of after a heartbeat timeout, and there is never a moment with

@@ -11,6 +11,8 @@ type Effector interface {
 	Remove(ctx context.Context) error
 	// Announce tells the segment that the VIP is at this node's MAC:
 	// gratuitous ARP, request and reply forms, for IPv4; an unsolicited
-	// neighbour advertisement with the override flag for IPv6.
+	// neighbour advertisement with the override flag for IPv6. It
+	// returns an error wrapping ErrVanished, and sends nothing, if the
+	// address is not on the interface.
 	Announce(ctx context.Context) error
 }

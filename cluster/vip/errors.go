@@ -16,6 +16,11 @@ var (
 	// ErrRemove: the address could not be removed. A leader steps down when
 	// it sees this; the manager keeps retrying and logs at error level.
 	ErrRemove = errors.New("vip: cannot remove the virtual IP")
+	// ErrVanished: the address was found missing from the interface while
+	// this node should hold it (an operator's ip addr flush, a DHCP client,
+	// an IPv6 address lost with the link). Announce reports it; the manager
+	// adds the address again.
+	ErrVanished = errors.New("vip: the virtual IP vanished from the interface")
 	// ErrAdd: the address could not be added.
 	ErrAdd = errors.New("vip: cannot add the virtual IP")
 	// ErrRunning: Start was called twice.

@@ -2,7 +2,6 @@ package vip
 
 import (
 	"context"
-	"errors"
 	"sync"
 	"time"
 
@@ -109,7 +108,7 @@ func (f *fakeEffector) Announce(context.Context) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if !f.has {
-		return errors.New("fake: announce without the address")
+		return ErrVanished
 	}
 	f.announces++
 	return nil

@@ -1,6 +1,7 @@
 package vip
 
 import (
+	"errors"
 	"fmt"
 	"time"
 )
@@ -118,6 +119,7 @@ type machine struct {
 	announceAt time.Time // next announcement
 	askedDown  bool      // asked to step down in this term (ask once)
 	wanted     bool      // want() at the last reconcile
+	vanished   bool      // the address went missing while held (re-add)
 
 	out []Action
 }
@@ -180,12 +182,17 @@ func (m *machine) done(ev event) {
 		if ev.err != nil {
 			m.lastErr = ev.err.Error()
 		}
+		if ev.act == ActAnnounce && errors.Is(ev.err, ErrVanished) && m.have == addrPresent {
+			m.have = addrUnknown // reconcile adds it again
+			m.vanished = true
+		}
 		return
 	}
 	if ev.err == nil {
 		m.failures = 0
 		m.lastErr = ""
 		m.retryAt = time.Time{}
+		m.vanished = false
 		if ev.act == ActAdd {
 			m.have = addrPresent
 			m.announced = 0
@@ -241,7 +248,11 @@ func (m *machine) reconcile(now time.Time) {
 	switch {
 	case want && m.have != addrPresent && !now.Before(m.retryAt):
 		m.pending, m.pendAct = true, ActAdd
-		m.emit(ActAdd, "leader")
+		if m.vanished {
+			m.emit(ActAdd, "the address vanished")
+		} else {
+			m.emit(ActAdd, "leader")
+		}
 		return
 	case !want && m.have != addrAbsent && !now.Before(m.retryAt):
 		m.pending, m.pendAct = true, ActRemove

@@ -91,6 +91,10 @@ func (e *Netlink) Has() (bool, error) {
 	if err != nil {
 		return false, err
 	}
+	return e.has(l)
+}
+
+func (e *Netlink) has(l netlink.Link) (bool, error) {
 	fam := netlink.FAMILY_V4
 	if e.cfg.Addr().Is6() {
 		fam = netlink.FAMILY_V6
@@ -112,6 +116,11 @@ func (e *Netlink) Announce(ctx context.Context) error {
 	l, err := e.link()
 	if err != nil {
 		return err
+	}
+	if has, err := e.has(l); err != nil {
+		return fmt.Errorf("vip: announce: list addresses: %w", err)
+	} else if !has {
+		return fmt.Errorf("%w: %s", ErrVanished, e.cfg)
 	}
 	if e.cfg.Addr().Is4() {
 		return sendGARP(l.Attrs().Index, l.Attrs().HardwareAddr, e.cfg.Addr())

@@ -593,7 +593,7 @@ func (s *sampler) result(t testing.TB) (time.Duration, int) {
 // --- the tests ---
 
 // TestNetnsHandover: a stale VIP is cleared at startup; the leader's VIP
-// is reached by the reader; at a handover the gratuitous ARP of the new
+// is reached by the reader, and added again when it vanishes; at a handover the gratuitous ARP of the new
 // owner moves the reader's neighbour entry to its MAC within a second
 // (without it the entry stays on the old MAC for 20–50 s); a graceful stop
 // removes the VIP, then transfers leadership; two namespaces never hold
@@ -616,6 +616,15 @@ func TestNetnsHandover(t *testing.T) {
 	l := rd.expect("reached n1", 35*time.Second)
 	if mac := field(l, "mac"); mac != lb.macs[lb.nodes[0]] {
 		t.Fatalf("reader's neighbour entry %s, want n1's MAC %s", mac, lb.macs[lb.nodes[0]])
+	}
+
+	// An operator flushes the VIP off n1 by hand: the next announcement
+	// finds it gone and n1 adds it again.
+	ipCmd(t, "-n", lb.nodes[0], "addr", "del", lb.vip, "dev", "eth0")
+	n1.expect("announce err=", 15*time.Second)
+	n1.expect("add ok", 5*time.Second)
+	if !lb.hasVIP(lb.nodes[0]) {
+		t.Fatal("n1 did not add the vanished VIP again")
 	}
 
 	// Handover n1 → n2, as raft would do it: n1 loses leadership, n2 wins.

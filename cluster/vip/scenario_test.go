@@ -33,7 +33,8 @@ var testMachineConfig = machineConfig{
 // The clock starts at t=0 and only moves with "at". Commands:
 // at DURATION (move the clock and tick); start; leader; follower;
 // contact DURATION (quorum contact at that script time); ok ACTION and
-// fail ACTION MESSAGE (the result of add, remove or announce); stop.
+// fail ACTION MESSAGE (the result of add, remove or announce; the message
+// "vanished" is ErrVanished); stop.
 func TestScenarios(t *testing.T) {
 	files, err := filepath.Glob("testdata/*.txt")
 	if err != nil || len(files) == 0 {
@@ -138,6 +139,9 @@ func scenarioEvent(f []string, t0 time.Time, now *time.Time) (event, error) {
 		var err error
 		if f[0] == "fail" {
 			err = errors.New(strings.Join(f[2:], " "))
+			if arg(2) == "vanished" {
+				err = ErrVanished
+			}
 		}
 		return event{kind: evDone, now: *now, act: act, err: err}, nil
 	}
