@@ -78,7 +78,7 @@ const (
 type event struct {
 	kind evKind
 	now  time.Time
-	at   time.Time  // evContact
+	at   time.Time  // evContact: the contact; evLeader: when the barrier started
 	act  ActionKind // evDone
 	err  error      // evDone
 }
@@ -153,8 +153,14 @@ func (m *machine) handle(ev event) {
 			m.askedDown = false
 		}
 		m.leader = true
-		if ev.now.After(m.contact) {
-			m.contact = ev.now // the barrier just passed: a quorum answered
+		// The barrier passed: a quorum answered after it started (ev.at;
+		// the event's time if not given).
+		at := ev.at
+		if at.IsZero() {
+			at = ev.now
+		}
+		if at.After(m.contact) {
+			m.contact = at
 		}
 	case evFollower:
 		m.leader = false

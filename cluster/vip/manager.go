@@ -202,6 +202,7 @@ func (m *Manager) run(ctx context.Context, mc *machine) {
 		m.setStatus(mc)
 	}
 	becomeLeader := func() {
+		start := m.clk.Now()
 		ctx, cancel := context.WithTimeout(context.Background(), m.o.BarrierTimeout)
 		err := m.l.Barrier(ctx)
 		cancel()
@@ -211,7 +212,7 @@ func (m *Manager) run(ctx context.Context, mc *machine) {
 			return
 		}
 		barrierAt = time.Time{}
-		feed(event{kind: evLeader, now: m.clk.Now()})
+		feed(event{kind: evLeader, now: m.clk.Now(), at: start})
 	}
 	feed(event{kind: evStart, now: m.clk.Now()})
 	for !mc.stopped {
@@ -243,14 +244,12 @@ func (m *Manager) run(ctx context.Context, mc *machine) {
 				leaderCh, v = nil, false
 			}
 			wantLeader = v
-			if stopping {
-				break
-			}
-			if v && !mc.leader {
-				becomeLeader()
-			} else if !v {
+			switch {
+			case !v:
 				barrierAt = time.Time{}
 				feed(event{kind: evFollower, now: m.clk.Now()})
+			case !mc.leader && !stopping:
+				becomeLeader()
 			}
 		case <-timerC:
 			timer = nil
