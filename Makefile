@@ -9,8 +9,8 @@ DATA      ?= /var/lib/samrack-dev
 export PATH := $(PATH):/usr/local/go/bin
 
 # Debian packages the build and tests need: gcc and libpcsclite-dev for the PC/SC driver (cgo),
-# pcscd and vsmartcard-vpcd to test it through the real PC/SC stack.
-APT_PKGS  := ca-certificates git gcc pkg-config pcscd libpcsclite-dev vsmartcard-vpcd
+# pcscd and vsmartcard-vpcd to test it through the real PC/SC stack, iproute2 (ip netns) for the VIP tests.
+APT_PKGS  := ca-certificates git gcc pkg-config pcscd libpcsclite-dev vsmartcard-vpcd iproute2
 
 .DEFAULT_GOAL := help
 
