@@ -27,6 +27,7 @@ import (
 
 	"github.com/samrack/samrack/api/credentials"
 	"github.com/samrack/samrack/appliance/audit"
+	"github.com/samrack/samrack/cluster/raftstore"
 	"github.com/samrack/samrack/cluster/state"
 	"github.com/samrack/samrack/drivers/ga467"
 	"github.com/samrack/samrack/rack"
@@ -241,6 +242,8 @@ func (s *Server) wrap(fn handler) http.Handler {
 			status, msg = http.StatusNotFound, err.Error()
 		case errors.Is(err, state.ErrOperatorRevoked):
 			status, msg = http.StatusConflict, err.Error()
+		case errors.Is(err, raftstore.ErrNotLeader):
+			status, msg = http.StatusServiceUnavailable, err.Error()+" (retry: leadership moved)"
 		default:
 			if s.Logger != nil {
 				s.Logger.Error("admin request failed", "method", r.Method, "path", r.URL.Path, "err", err)

@@ -28,7 +28,10 @@ func (fakeCluster) Remove(_ context.Context, id, by string) error { return nil }
 func (fakeCluster) TransferLeader(context.Context, string) (string, error) {
 	return "node-2", nil
 }
-func (fakeCluster) SaveSnapshot(w io.Writer) error { _, err := io.WriteString(w, "snapshot"); return err }
+func (fakeCluster) SaveSnapshot(w io.Writer) error {
+	_, err := io.WriteString(w, "snapshot")
+	return err
+}
 func (fakeCluster) RestoreSnapshot(_ context.Context, r io.Reader) error {
 	b, _ := io.ReadAll(r)
 	if string(b) != "good" {

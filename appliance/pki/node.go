@@ -61,21 +61,9 @@ func NewNodeKey(id string) (*ecdsa.PrivateKey, []byte, error) {
 // node; the certificate gets the node URI SAN, CommonName id, OU "node"
 // and serverAuth+clientAuth, whatever else the request asks for.
 func (p *PKI) IssueNode(id string, csrDER []byte) (certPEM []byte, err error) {
-	if err := checkNodeID(id); err != nil {
-		return nil, err
-	}
-	csr, err := x509.ParseCertificateRequest(csrDER)
+	csr, err := checkNodeCSR(id, csrDER)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadCSR, err)
-	}
-	if err := csr.CheckSignature(); err != nil {
-		return nil, fmt.Errorf("%w: signature: %v", ErrBadCSR, err)
-	}
-	if len(csr.URIs) != 1 || csr.URIs[0].String() != raftstore.NodeURI(id).String() {
-		return nil, fmt.Errorf("%w: it must name node %s (URI %s) and nothing else", ErrBadCSR, id, raftstore.NodeURI(id))
-	}
-	if _, ok := csr.PublicKey.(*ecdsa.PublicKey); !ok {
-		return nil, fmt.Errorf("%w: want an ECDSA key", ErrBadCSR)
+		return nil, err
 	}
 	now := p.now()
 	tmpl := &x509.Certificate{
@@ -96,6 +84,32 @@ func (p *PKI) IssueNode(id string, csrDER []byte) (certPEM []byte, err error) {
 		return nil, fmt.Errorf("pki: issue node %q: %w", id, err)
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), nil
+}
+
+// CheckNodeCSR checks a node's certificate request as IssueNode does.
+func CheckNodeCSR(id string, csrDER []byte) error {
+	_, err := checkNodeCSR(id, csrDER)
+	return err
+}
+
+func checkNodeCSR(id string, csrDER []byte) (*x509.CertificateRequest, error) {
+	if err := checkNodeID(id); err != nil {
+		return nil, err
+	}
+	csr, err := x509.ParseCertificateRequest(csrDER)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadCSR, err)
+	}
+	if err := csr.CheckSignature(); err != nil {
+		return nil, fmt.Errorf("%w: signature: %v", ErrBadCSR, err)
+	}
+	if len(csr.URIs) != 1 || csr.URIs[0].String() != raftstore.NodeURI(id).String() {
+		return nil, fmt.Errorf("%w: it must name node %s (URI %s) and nothing else", ErrBadCSR, id, raftstore.NodeURI(id))
+	}
+	if _, ok := csr.PublicKey.(*ecdsa.PublicKey); !ok {
+		return nil, fmt.Errorf("%w: want an ECDSA key", ErrBadCSR)
+	}
+	return csr, nil
 }
 
 func checkNodeID(id string) error {

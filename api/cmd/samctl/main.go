@@ -69,11 +69,12 @@ func (e *exitError) Error() string { return e.err.Error() }
 func (e *exitError) Unwrap() error { return e.err }
 
 type app struct {
-	adminURL string
-	creds    string
-	profile  string
-	dataDir  string
-	asJSON   bool
+	adminURL   string
+	creds      string
+	profile    string
+	dataDir    string
+	asJSON     bool
+	consistent bool
 }
 
 // credsPath finds the credentials file (see the package comment).
@@ -100,7 +101,12 @@ func (a *app) client() (*admin.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return admin.NewClient(c, a.adminURL)
+	cl, err := admin.NewClient(c, a.adminURL)
+	if err != nil {
+		return nil, err
+	}
+	cl.Consistent = a.consistent
+	return cl, nil
 }
 
 // do calls the admin API (admin.Client.Do).
@@ -137,7 +143,8 @@ func newRoot() *cobra.Command {
 	pf.StringVar(&a.profile, "profile", os.Getenv("SAMRACK_PROFILE"), "credentials in ~/.config/samrack/profiles/NAME.json ($SAMRACK_PROFILE)")
 	pf.StringVar(&a.dataDir, "data", os.Getenv("SAMRACK_DATA"), "the appliance's data directory, for its admin.json ($SAMRACK_DATA; default /var/lib/samrack, then /var/lib/samrack-dev)")
 	pf.BoolVar(&a.asJSON, "json", false, "print JSON")
-	root.AddCommand(a.health(), a.slots(), a.slot(), a.blacklist(), a.reader(), a.operator(), a.stats(), a.audit(), ga467Cmd(a), a.probe(), a.rackCmd())
+	pf.BoolVar(&a.consistent, "consistent", false, "read through the leader after a raft barrier (default: the answering node's applied state)")
+	root.AddCommand(a.health(), a.slots(), a.slot(), a.blacklist(), a.reader(), a.operator(), a.stats(), a.audit(), ga467Cmd(a), a.probe(), a.rackCmd(), a.clusterCmd())
 	return root
 }
 
