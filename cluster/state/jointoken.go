@@ -100,10 +100,10 @@ func (f *FSM) planUseJoinToken(c *Command, e *effect) error {
 	}
 	at := normTime(c.At)
 	switch {
+	case subtle.ConstantTimeCompare([]byte(t.Hash), []byte(hash)) != 1: // first: tell nothing more without the secret
+		return fmt.Errorf("%w: the secret does not match", ErrJoinToken)
 	case t.UsedBy != "":
 		return fmt.Errorf("%w: already used by node %s at %s (tokens are single-use: issue a new one)", ErrJoinToken, t.UsedBy, t.UsedAt.Format(time.RFC3339))
-	case subtle.ConstantTimeCompare([]byte(t.Hash), []byte(hash)) != 1:
-		return fmt.Errorf("%w: the secret does not match", ErrJoinToken)
 	case !at.Before(t.Expires):
 		return fmt.Errorf("%w: expired at %s", ErrJoinToken, t.Expires.Format(time.RFC3339))
 	}
