@@ -108,11 +108,25 @@ func joinPhase1(ctx context.Context, dataDir, addr string, tok joinToken, req Jo
 	tr := &http.Transport{TLSClientConfig: cfg, TLSHandshakeTimeout: 10 * time.Second}
 	defer tr.CloseIdleConnections()
 	var out JoinResponse
-	if err := postJSON(ctx, &http.Client{Transport: tr, Timeout: 60 * time.Second}, adminBase(addr)+"/v1/cluster/join", req, &out); err != nil {
+	for {
+		// A node without a leader (an election) answers not-leader: the
+		// token was not looked at; ask again until ctx ends.
+		err := postJSON(ctx, &http.Client{Transport: tr, Timeout: 60 * time.Second}, adminBase(addr)+"/v1/cluster/join", req, &out)
+		if err == nil {
+			break
+		}
 		if pinErr != nil {
 			return nil, fmt.Errorf("join %s: %w", addr, pinErr)
 		}
-		return nil, fmt.Errorf("join %s: %w", addr, err)
+		var nl *notLeaderError
+		if !errors.As(err, &nl) {
+			return nil, fmt.Errorf("join %s: %w", addr, err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("join %s: %w", addr, err)
+		case <-time.After(250 * time.Millisecond):
+		}
 	}
 	if err := pki.Install(filepath.Join(dataDir, "pki"), &out.Shared, tok.pin); err != nil {
 		return nil, err

@@ -33,6 +33,7 @@ import (
 	"github.com/samrack/samrack/api/admin"
 	"github.com/samrack/samrack/api/credentials"
 	"github.com/samrack/samrack/appliance/audit"
+	"github.com/samrack/samrack/cluster/state"
 	"github.com/samrack/samrack/drivers/ga467"
 )
 
@@ -182,11 +183,19 @@ func (a *app) health() *cobra.Command {
 }
 
 func (a *app) slots() *cobra.Command {
-	return &cobra.Command{
+	var all bool
+	c := &cobra.Command{
 		Use:   "slots",
-		Short: "Show the rack's slots as a table",
+		Short: "Show the rack's slots as a table (--all: every appliance's, from the replicated inventory)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if all {
+				var inv []state.Slot
+				if err := a.do(cmd.Context(), "GET", "/v1/inventory", nil, &inv); err != nil {
+					return err
+				}
+				return a.show(cmd, inv, func(w io.Writer) { printInventory(w, inv) })
+			}
 			var slots []admin.Slot
 			if err := a.do(cmd.Context(), "GET", "/v1/slots", nil, &slots); err != nil {
 				return err
@@ -194,6 +203,21 @@ func (a *app) slots() *cobra.Command {
 			return a.show(cmd, slots, func(w io.Writer) { printSlots(w, slots) })
 		},
 	}
+	c.Flags().BoolVar(&all, "all", false, "every appliance of the cluster: state, health, SAM ID and admin state per slot")
+	return c
+}
+
+func printInventory(w io.Writer, inv []state.Slot) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NODE\tSLOT\tSTATE\tHEALTH\tSAM ID\tADMIN")
+	for _, s := range inv {
+		sam := "-"
+		if !s.SAM.IsZero() {
+			sam = s.SAM.String()
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.Node, s.Name, orDash(s.State), orDash(s.Health), sam, orDash(s.Admin))
+	}
+	tw.Flush()
 }
 
 func printSlots(w io.Writer, slots []admin.Slot) {
