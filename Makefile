@@ -31,6 +31,10 @@ build: deps ## build samrackd, samctl and samreader into bin/
 run: build ## run one appliance on its embedded default (simulated rack, embedded storage), in the foreground
 	./$(BIN)/samrackd --dev --data $(DATA)
 
+.PHONY: cluster
+cluster: build ## three appliances on loopback (ports 7467/7480/7468, 7567/…, 7667/…) in the foreground; Ctrl-C stops them
+	./appliance/scripts/cluster.sh
+
 .PHONY: test
 test: deps ## run every test with -race (extra go test flags: GOTESTFLAGS=-v)
 	$(GO) vet $(PKGS)

@@ -52,25 +52,24 @@ func auditRetention(total int64, age time.Duration) (fileBytes int64, keep int, 
 // the admin server itself (so that a missing or foreign one gets a clear
 // HTTP answer instead of a failed handshake; nothing but /healthz answers
 // without one).
+// The chain sent includes the CA, so that a joining appliance can check it
+// against its token's pin.
 func (a *Appliance) adminTLS() *tls.Config {
 	return &tls.Config{
 		MinVersion:   tls.VersionTLS13,
-		Certificates: []tls.Certificate{a.pki.Server()},
+		Certificates: []tls.Certificate{a.pki.ServerChain()},
 		ClientAuth:   tls.RequestClientCert,
 		NextProtos:   []string{"http/1.1"},
 	}
 }
 
-func (a *Appliance) listenAdmin() (net.Listener, error) {
-	l, err := tls.Listen("tcp", a.cfg.Admin, a.adminTLS())
-	if err != nil {
-		return nil, fmt.Errorf("appliance: admin listener: %w", err)
-	}
+func (a *Appliance) listenAdmin(ln net.Listener) net.Listener {
+	l := tls.NewListener(ln, a.adminTLS())
 	host, _, _ := net.SplitHostPort(l.Addr().String())
 	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
 		a.log.Warn("the admin API listens beyond loopback (HTTPS, operator certificates only)", "admin", l.Addr().String())
 	}
-	return l, nil
+	return l
 }
 
 // BootstrapAdmin is the operator name of the bootstrap admin identity:
@@ -130,6 +129,8 @@ func (a *Appliance) adminServer() *admin.Server {
 		Record:    a.audit.Record,
 		HashCard:  a.hasher.Card,
 		Counters:  a.counters,
+		Cluster:   clusterOps{a},
+		IsNode:    a.isNode,
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/samrack/samrack/api/admin"
 	"github.com/samrack/samrack/api/credentials"
 	"github.com/samrack/samrack/api/wire"
@@ -42,6 +43,18 @@ type Config struct {
 	// default the listen address, with 127.0.0.1 for an unspecified host.
 	Advertise string
 	Hosts     []string // extra names/IPs for the server certificate
+
+	// Raft is the raft listener (mutual TLS 1.3 with node certificates);
+	// default "127.0.0.1:0" (samrackd's default is ":7468"). RaftAdvertise
+	// is the address other nodes dial (default Raft, with 127.0.0.1 for
+	// an unspecified host); it must stay the same across restarts.
+	Raft          string
+	RaftAdvertise string
+	// Join, with Token, makes a new appliance join the cluster of the
+	// appliance whose admin API is at Join (host:port). Without Join, a
+	// data directory without raft state bootstraps a cluster of one.
+	Join  string
+	Token string
 
 	// The simulated rack (used when Rack is nil).
 	SimSAMs   int            // default 8
@@ -81,6 +94,14 @@ type Appliance struct {
 	disp    *dispatch.Server
 	readers net.Listener
 	admin   net.Listener
+
+	id       string         // raft node ID
+	raw      []net.Listener // TCP listeners: readers, admin, raft
+	nodeHTTP *http.Client   // node-to-node HTTPS with the node certificate
+	nodes    nodeStore      // the store for this node's own writes (forwarded to the leader)
+	joins    *joinLimiter   // failed joins by source
+	inv      *inventory     // inventory publisher's trigger
+	joinResp *JoinResponse  // the join answer, for the voter step
 }
 
 // New opens everything an appliance needs; on error nothing stays open.
@@ -93,6 +114,9 @@ func New(cfg Config) (a *Appliance, err error) {
 	}
 	if cfg.Admin == "" {
 		cfg.Admin = "127.0.0.1:7480"
+	}
+	if cfg.Raft == "" {
+		cfg.Raft = "127.0.0.1:0"
 	}
 	if cfg.SimSAMs == 0 {
 		cfg.SimSAMs = 8
@@ -117,11 +141,61 @@ func New(cfg Config) (a *Appliance, err error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, err
 	}
-	if a.store, err = openStore(cfg.DataDir); err != nil {
-		return nil, fmt.Errorf("appliance: storage: %w", err)
+	if cfg.Join != "" && cfg.Token == "" {
+		return nil, errors.New("appliance: --join needs --token (samctl cluster token on a member prints one)")
+	}
+	raftDir := filepath.Join(cfg.DataDir, "raft")
+	if a.id, err = raftstore.LoadOrCreateNodeID(raftDir); err != nil {
+		return nil, err
+	}
+	a.joins, a.inv = &joinLimiter{fail: map[string][]time.Time{}}, newInventory()
+	for _, addr := range []string{cfg.Listen, cfg.Admin, cfg.Raft} {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return nil, fmt.Errorf("appliance: listen %s: %w", addr, err)
+		}
+		a.raw = append(a.raw, ln)
+	}
+	a.readers, a.admin = a.raw[0], a.raw[1]
+	raftAdv := cfg.RaftAdvertise
+	if raftAdv == "" {
+		raftAdv = loopbackIfUnspecified(a.raw[2].Addr().String())
+	}
+	joining := cfg.Join != "" && !hasRaftState(raftDir)
+	if joining {
+		if err := a.joinPhase1(raftAdv); err != nil {
+			return nil, err
+		}
 	}
 	if a.pki, err = pki.LoadOrCreate(filepath.Join(cfg.DataDir, "pki"), cfg.Hosts); err != nil {
 		return nil, fmt.Errorf("appliance: pki: %w", err)
+	}
+	nodeCert, err := a.pki.Node(a.id)
+	if err != nil {
+		return nil, fmt.Errorf("appliance: node certificate: %w", err)
+	}
+	a.nodeHTTP = nodeClient(nodeCert, a.pki.Pool())
+	advAddr, err := net.ResolveTCPAddr("tcp", raftAdv)
+	if err != nil {
+		return nil, fmt.Errorf("appliance: raft advertise address %q: %w", raftAdv, err)
+	}
+	trans, err := raftstore.NewTLSTransport(a.raw[2], &tls.Config{Certificates: []tls.Certificate{nodeCert}, RootCAs: a.pki.Pool()}, advAddr,
+		hclog.New(&hclog.LoggerOptions{Name: "raft-net", Level: hclog.Error, Output: os.Stderr}))
+	if err != nil {
+		return nil, fmt.Errorf("appliance: raft transport: %w", err)
+	}
+	if a.store, err = openStore(cfg.DataDir, a.id, trans, cfg.Join == "", a.log); err != nil {
+		trans.Close()
+		return nil, fmt.Errorf("appliance: storage: %w", err)
+	}
+	a.nodes = nodeStore{Store: a.store, a: a}
+	if ms, _ := a.store.Members(); len(ms) == 0 {
+		if cfg.Join == "" {
+			return nil, errors.New("appliance: this node is in no cluster: start it with --join ADDR --token T")
+		}
+		if err := a.joinPhase2(); err != nil {
+			return nil, err
+		}
 	}
 	key, err := audit.LoadOrCreateKey(filepath.Join(cfg.DataDir, "audit.key"))
 	if err != nil {
@@ -147,18 +221,14 @@ func New(cfg Config) (a *Appliance, err error) {
 		return nil, fmt.Errorf("appliance: rack: %w", err)
 	}
 	dcfg := cfg.Dispatch
-	dcfg.Directory = &directory{st: a.store, threshold: cfg.AuthFailureThreshold, audit: a.audit}
+	dcfg.Directory = &directory{st: a.nodes, threshold: cfg.AuthFailureThreshold, audit: a.audit}
 	dcfg.Pool = pool{a.rack}
 	dcfg.Audit = a.audit.Record
 	dcfg.HashCard = a.hasher.Card
 	dcfg.Logger = cfg.Logger
 	a.disp = dispatch.New(dcfg)
-	if a.readers, err = tls.Listen("tcp", cfg.Listen, a.pki.ServerTLS()); err != nil {
-		return nil, fmt.Errorf("appliance: reader listener: %w", err)
-	}
-	if a.admin, err = a.listenAdmin(); err != nil {
-		return nil, err
-	}
+	a.readers = tls.NewListener(a.raw[0], a.pki.ServerTLS())
+	a.admin = a.listenAdmin(a.raw[1])
 	if err := a.bootstrapAdmin(); err != nil {
 		return nil, err
 	}
@@ -166,11 +236,28 @@ func New(cfg Config) (a *Appliance, err error) {
 }
 
 func (a *Appliance) close() {
-	for _, c := range []interface{ Close() error }{a.readers, a.admin, a.audit, a.store} {
+	for _, c := range []interface{ Close() error }{a.audit, a.store} {
 		if c != nil && !isNilCloser(c) {
 			c.Close()
 		}
 	}
+	for _, ln := range a.raw {
+		ln.Close() // the raft one is closed by the store's transport already
+	}
+	if a.nodeHTTP != nil {
+		a.nodeHTTP.CloseIdleConnections()
+	}
+}
+
+func loopbackIfUnspecified(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
 }
 
 func isNilCloser(c any) bool {
@@ -225,7 +312,7 @@ func (a *Appliance) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var wg sync.WaitGroup
-	errc := make(chan error, 3)
+	errc := make(chan error, 4)
 	run := func(name string, f func(context.Context) error) {
 		wg.Add(1)
 		go func() {
@@ -239,7 +326,8 @@ func (a *Appliance) Run(ctx context.Context) error {
 	run("rack", a.rack.Run)
 	run("dispatcher", func(ctx context.Context) error { return a.disp.Serve(ctx, a.readers) })
 	run("admin", a.serveAdmin)
-	a.log.Info("samrack appliance up", "readers", a.ReaderAddr(), "admin", a.AdminURL(),
+	run("inventory", a.runInventory)
+	a.log.Info("samrack appliance up", "node", a.id, "raft", a.store.LocalAddr(), "readers", a.ReaderAddr(), "admin", a.AdminURL(),
 		"slots", len(a.rack.Slots()), "simulated", a.sim != nil, "data", a.cfg.DataDir)
 	<-ctx.Done()
 	wg.Wait()
@@ -254,7 +342,7 @@ func (a *Appliance) Run(ctx context.Context) error {
 
 func (a *Appliance) serveAdmin(ctx context.Context) error {
 	srv := &http.Server{
-		Handler:           a.adminServer().Handler(),
+		Handler:           a.adminHandler(),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       5 * time.Minute,
 		WriteTimeout:      5 * time.Minute,
@@ -316,6 +404,9 @@ func (a *Appliance) advertise() string {
 }
 
 func (a *Appliance) rackEvent(e rack.Event) {
+	if a.inv != nil {
+		a.inv.trigger()
+	}
 	ev := audit.Event{Time: e.Time, Kind: "slot." + e.Kind.String(), Slot: e.Slot, Detail: e.String()}
 	if !e.SAMID.IsZero() {
 		ev.SAMID = e.SAMID.String()

@@ -27,6 +27,7 @@ import (
 
 	"github.com/samrack/samrack/api/credentials"
 	"github.com/samrack/samrack/appliance/audit"
+	"github.com/samrack/samrack/cluster/raftstore"
 	"github.com/samrack/samrack/cluster/state"
 	"github.com/samrack/samrack/drivers/ga467"
 	"github.com/samrack/samrack/rack"
@@ -71,8 +72,10 @@ type Server struct {
 	HashCard  func(serial [8]byte) string                // keyed hash of a card serial for audit events
 	Counters  func() map[string]any                      // dispatcher and audit counters
 	Logger    *slog.Logger
-	MaxImport int64            // bytes of a card list import (default 64 MiB)
-	Now       func() time.Time // certificate validity; default time.Now
+	Cluster   Cluster              // the raft cluster (cluster.go); nil: no cluster endpoints
+	IsNode    func(id string) bool // whether a node certificate's ID is a node of this cluster (forwarded requests)
+	MaxImport int64                // bytes of a card list import (default 64 MiB)
+	Now       func() time.Time     // certificate validity; default time.Now
 
 	hostNames []string
 	hostIPs   []net.IP
@@ -159,7 +162,7 @@ func (s *Server) Routes() map[string]state.Role {
 
 func (s *Server) routes() []route {
 	const v, o, a = state.RoleViewer, state.RoleOperator, state.RoleAdmin
-	return []route{
+	return append([]route{
 		{"GET /healthz", 0, "", s.healthz},
 		{"GET /v1/health", v, "", s.health},
 		{"GET /v1/whoami", v, "", s.whoami},
@@ -183,7 +186,7 @@ func (s *Server) routes() []route {
 		{"DELETE /v1/operators/{name}", a, "", s.revokeOperator},
 		{"GET /v1/stats", v, "", s.stats},
 		{"GET /v1/audit", v, "", s.audit},
-	}
+	}, s.clusterRoutes()...)
 }
 
 // Handler returns the API's http.Handler. Serve it over TLS with
@@ -239,6 +242,8 @@ func (s *Server) wrap(fn handler) http.Handler {
 			status, msg = http.StatusNotFound, err.Error()
 		case errors.Is(err, state.ErrOperatorRevoked):
 			status, msg = http.StatusConflict, err.Error()
+		case errors.Is(err, raftstore.ErrNotLeader):
+			status, msg = http.StatusServiceUnavailable, err.Error()+" (retry: leadership moved)"
 		default:
 			if s.Logger != nil {
 				s.Logger.Error("admin request failed", "method", r.Method, "path", r.URL.Path, "err", err)

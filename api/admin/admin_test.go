@@ -207,6 +207,8 @@ func newEnv(t *testing.T) *env {
 		Now:      e.now,
 		Record:   func(ev audit.Event) { e.mu.Lock(); e.events = append(e.events, ev); e.mu.Unlock() },
 		HashCard: func(s [8]byte) string { return strings.Repeat("ab", 16) },
+		Cluster:  &fakeCluster{},
+		IsNode:   func(id string) bool { return id == "node-2" },
 		Audit: func(q audit.Query) ([]audit.Event, error) {
 			e.mu.Lock()
 			defer e.mu.Unlock()
@@ -331,6 +333,13 @@ func endpoints() map[string]endpoint {
 		"DELETE /v1/operators/{name}":           {request{method: "DELETE", path: "/v1/operators/victim", ctype: j}, 200, "operator.revoke"},
 		"GET /v1/stats":                         {request{method: "GET", path: "/v1/stats"}, 200, ""},
 		"GET /v1/audit":                         {request{method: "GET", path: "/v1/audit?kind=blacklist&n=5"}, 200, ""},
+		"GET /v1/cluster/members":               {request{method: "GET", path: "/v1/cluster/members"}, 200, ""},
+		"GET /v1/inventory":                     {request{method: "GET", path: "/v1/inventory"}, 200, ""},
+		"POST /v1/cluster/tokens":               {request{method: "POST", path: "/v1/cluster/tokens", ctype: j, body: `{"ttl":"10m"}`}, 201, "cluster.token"},
+		"DELETE /v1/cluster/members/{id}":       {request{method: "DELETE", path: "/v1/cluster/members/node-3", ctype: j}, 200, "cluster.remove"},
+		"POST /v1/cluster/transfer-leader":      {request{method: "POST", path: "/v1/cluster/transfer-leader", ctype: j, body: `{}`}, 200, "cluster.transfer-leader"},
+		"GET /v1/cluster/snapshot":              {request{method: "GET", path: "/v1/cluster/snapshot"}, 200, "cluster.snapshot.save"},
+		"POST /v1/cluster/snapshot":             {request{method: "POST", path: "/v1/cluster/snapshot", ctype: admin.SnapshotType, body: "good"}, 200, "cluster.snapshot.restore"},
 	}
 }
 

@@ -135,13 +135,18 @@ func (s *Server) identify(r *http.Request) (Identity, error) {
 	if len(r.TLS.PeerCertificates) == 0 {
 		return Identity{}, errorf(http.StatusUnauthorized, "no client certificate: use an admin credentials file (samctl finds the appliance's own as root; else --creds FILE)")
 	}
+	if s.ClientCAs == nil {
+		return Identity{}, errors.New("admin: no ClientCAs configured")
+	}
 	leaf := r.TLS.PeerCertificates[0]
 	inter := x509.NewCertPool()
 	for _, c := range r.TLS.PeerCertificates[1:] {
 		inter.AddCert(c)
 	}
-	if s.ClientCAs == nil {
-		return Identity{}, errors.New("admin: no ClientCAs configured")
+	if fwd, err := s.forwardedLeaf(r); err != nil {
+		return Identity{}, err
+	} else if fwd != nil {
+		leaf, inter = fwd, x509.NewCertPool()
 	}
 	if _, err := leaf.Verify(x509.VerifyOptions{Roots: s.ClientCAs, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, CurrentTime: s.now()}); err != nil {
 		return Identity{}, errorf(http.StatusUnauthorized, "client certificate %q is not valid for this appliance: %v", leaf.Subject.CommonName, err)

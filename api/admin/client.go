@@ -17,6 +17,9 @@ import (
 type Client struct {
 	Base string // e.g. https://127.0.0.1:7480
 	HTTP *http.Client
+	// Consistent makes GETs linearizable reads (ConsistentHeader): the
+	// node forwards them to the leader, which answers after a barrier.
+	Consistent bool
 }
 
 // NewClient returns a Client for the credentials; base, if not empty,
@@ -45,51 +48,107 @@ type CardListBody struct{ io.Reader }
 // Do sends a request with an optional JSON (or, for a CardListBody, card
 // list) body and decodes the JSON answer into out (if non-nil). An error
 // answer becomes an *Error carrying the server's message.
+//
+// A node that cannot forward a write to the leader answers 503 with a
+// NotLeader naming the leader's admin URL; Do then asks the leader itself,
+// once (not for a CardListBody, which it cannot send twice).
 func (c *Client) Do(ctx context.Context, method, path string, body, out any) error {
-	var rd io.Reader
+	var payload []byte
+	var stream io.Reader
 	ctype := JSONType
 	switch b := body.(type) {
 	case nil:
 	case CardListBody:
-		rd, ctype = b.Reader, CardListType
+		stream, ctype = b.Reader, CardListType
+	case rawBody:
+		stream, ctype = b.r, b.ctype
 	default:
 		data, err := json.Marshal(b)
 		if err != nil {
 			return err
 		}
-		rd = bytes.NewReader(data)
+		payload = data
 	}
-	req, err := http.NewRequestWithContext(ctx, method, c.Base+path, rd)
+	base := c.Base
+	for attempt := 0; ; attempt++ {
+		rd := stream
+		if payload != nil {
+			rd = bytes.NewReader(payload)
+		}
+		data, leader, err := c.roundTrip(ctx, base, method, path, ctype, rd, out)
+		if err != nil && leader != "" && leader != base && attempt == 0 && stream == nil {
+			base = leader
+			continue
+		}
+		if err != nil || out == nil {
+			return err
+		}
+		if raw, ok := out.(*json.RawMessage); ok {
+			*raw = data
+			return nil
+		}
+		if _, ok := out.(io.Writer); ok {
+			return nil
+		}
+		return json.Unmarshal(data, out)
+	}
+}
+
+type rawBody struct {
+	r     io.Reader
+	ctype string
+}
+
+// Upload sends r with content type ctype (a snapshot) and decodes the
+// JSON answer into out.
+func (c *Client) Upload(ctx context.Context, method, path, ctype string, r io.Reader, out any) error {
+	return c.Do(ctx, method, path, rawBody{r, ctype}, out)
+}
+
+// Download streams the answer of a GET into w (a snapshot).
+func (c *Client) Download(ctx context.Context, path string, w io.Writer) error {
+	return c.Do(ctx, http.MethodGet, path, nil, w)
+}
+
+// roundTrip sends one request; on a NotLeader answer it also returns the
+// leader's admin URL. An out that is an io.Writer receives the body.
+func (c *Client) roundTrip(ctx context.Context, base, method, path, ctype string, rd io.Reader, out any) ([]byte, string, error) {
+	req, err := http.NewRequestWithContext(ctx, method, base+path, rd)
 	if err != nil {
-		return err
+		return nil, "", err
 	}
 	if method != http.MethodGet && method != http.MethodHead {
 		req.Header.Set("Content-Type", ctype)
+	} else if c.Consistent {
+		req.Header.Set(ConsistentHeader, "1")
 	}
 	resp, err := c.HTTP.Do(req)
 	if err != nil {
-		return fmt.Errorf("admin API at %s: %w (is samrackd running?)", c.Base, err)
+		return nil, "", fmt.Errorf("admin API at %s: %w (is samrackd running?)", base, err)
 	}
 	defer resp.Body.Close()
+	if w, ok := out.(io.Writer); ok && resp.StatusCode < 300 {
+		if _, err := io.Copy(w, resp.Body); err != nil {
+			return nil, "", fmt.Errorf("admin API at %s: %w", base, err)
+		}
+		return nil, "", nil
+	}
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))
 	if err != nil {
-		return err
+		return nil, "", err
 	}
 	if resp.StatusCode >= 300 {
-		var e struct{ Error string }
+		var e NotLeader
 		if json.Unmarshal(data, &e) != nil || e.Error == "" {
 			e.Error = strings.TrimSpace(string(data))
 		}
-		return &Error{Status: resp.StatusCode, Msg: e.Error}
+		leader := ""
+		if e.NotLeader {
+			leader = strings.TrimRight(e.LeaderAdmin, "/")
+		}
+		return nil, leader, &Error{Status: resp.StatusCode, Msg: e.Error}
 	}
-	if out == nil {
-		return nil
-	}
-	if raw, ok := out.(*json.RawMessage); ok {
-		*raw = data
-		return nil
-	}
-	return json.Unmarshal(data, out)
+	return data, "", nil
 }
 
 // ErrUnhealthy is returned by Health, wrapped with the reason, when the

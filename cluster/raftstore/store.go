@@ -48,6 +48,10 @@ type Config struct {
 	// Tune adjusts the raft configuration (timeouts and snapshot
 	// thresholds for tests) before raft starts.
 	Tune func(*raft.Config)
+	// TuneVoters, if set, is called after Tune with the number of voters
+	// of the configuration stored in Dir (0 for a new node), to pick
+	// timeouts for a cluster of one or of several before raft starts.
+	TuneVoters func(c *raft.Config, voters int)
 }
 
 // Store is a state.Store on hashicorp/raft. Reads come from the local FSM
@@ -114,6 +118,9 @@ func Open(cfg Config) (s *Store, err error) {
 	rc.NoSnapshotRestoreOnStart = false
 	if cfg.Tune != nil {
 		cfg.Tune(rc)
+	}
+	if cfg.TuneVoters != nil {
+		cfg.TuneVoters(rc, storedVoters(s.logs, s.snaps))
 	}
 	if err := raft.ValidateConfig(rc); err != nil {
 		return nil, fmt.Errorf("raftstore: %w", err)

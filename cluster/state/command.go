@@ -54,6 +54,7 @@ const (
 	OpDeleteSlot            Op = "delete_slot"             // Slot (Node and Name only)
 	OpSetConfig             Op = "set_config"              // Key, Value
 	OpDeleteConfig          Op = "delete_config"           // Key
+	OpUseJoinToken          Op = "use_join_token"          // Key ("join.<id>"), Value (secret hash, node): jointoken.go
 )
 
 // ReaderStatus is the registry status of a reader.
@@ -184,6 +185,13 @@ func (c *Command) Validate() error {
 	}
 	if isOperatorOp(c.Op) {
 		return c.validateOperatorCommand()
+	}
+	if c.Op == OpUseJoinToken {
+		if c.Cards != nil || c.Reason != "" || c.Serial != "" || c.Reader != nil || c.Status != 0 || c.Threshold != 0 ||
+			c.SAMs != nil || c.Operator != nil || c.Slot != nil {
+			return invalid("%s: unexpected fields", c.Op)
+		}
+		return c.validateUseJoinToken()
 	}
 	if c.Operator != nil {
 		return invalid("%s: unexpected operator", c.Op)

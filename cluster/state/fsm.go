@@ -277,6 +277,10 @@ func (f *FSM) planLocked(c *Command) (*effect, Result, error) {
 		e.cfgPut = map[string]string{c.Key: c.Value}
 	case OpDeleteConfig:
 		e.cfgDel = []string{c.Key}
+	case OpUseJoinToken:
+		if err := f.planUseJoinToken(c, e); err != nil {
+			return nil, res, err
+		}
 	default:
 		return nil, res, fmt.Errorf("%w: unknown op %q", ErrInvalidCommand, c.Op)
 	}

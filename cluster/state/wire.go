@@ -29,9 +29,11 @@ import (
 //	put_operator:            name, role, cert serial, fingerprint, created-at, created-by
 //	set_operator_role:       name, role
 //	revoke_operator:         name
+//	use_join_token:          key, value
 //
-// Nothing may follow the last field. Op codes are never reused; a new op
-// or field needs a new version, so that an older appliance stops
+// Nothing may follow the last field. Op codes are never reused; a new
+// field needs a new version, a new op a new code (an older appliance
+// treats an unknown code as newer), so that an older appliance stops
 // (ErrNewerCommand) instead of applying it differently.
 
 // ErrNewerCommand reports a command encoded by a newer samrack than this
@@ -58,6 +60,7 @@ var opCodes = [...]Op{
 	16: OpPutOperator,
 	17: OpSetOperatorRole,
 	18: OpRevokeOperator,
+	19: OpUseJoinToken,
 }
 
 func opCode(op Op) (byte, bool) {
@@ -139,6 +142,9 @@ func (c *Command) Encode() ([]byte, error) {
 		b = appendStr(b, c.Value)
 	case OpDeleteConfig:
 		b = appendStr(b, c.Key)
+	case OpUseJoinToken:
+		b = appendStr(b, c.Key)
+		b = appendStr(b, c.Value)
 	case OpPutOperator:
 		o := c.Operator
 		b = appendStr(b, o.Name)
@@ -331,6 +337,9 @@ func decodeLenient(b []byte) (*Command, error) {
 		c.Value = r.str()
 	case OpDeleteConfig:
 		c.Key = r.str()
+	case OpUseJoinToken:
+		c.Key = r.str()
+		c.Value = r.str()
 	case OpPutOperator:
 		o := &Operator{Name: r.str(), Role: Role(r.uint(maxWireRole))}
 		o.CertSerial, o.Fingerprint = r.str(), r.str()

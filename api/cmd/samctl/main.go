@@ -33,6 +33,7 @@ import (
 	"github.com/samrack/samrack/api/admin"
 	"github.com/samrack/samrack/api/credentials"
 	"github.com/samrack/samrack/appliance/audit"
+	"github.com/samrack/samrack/cluster/state"
 	"github.com/samrack/samrack/drivers/ga467"
 )
 
@@ -69,11 +70,12 @@ func (e *exitError) Error() string { return e.err.Error() }
 func (e *exitError) Unwrap() error { return e.err }
 
 type app struct {
-	adminURL string
-	creds    string
-	profile  string
-	dataDir  string
-	asJSON   bool
+	adminURL   string
+	creds      string
+	profile    string
+	dataDir    string
+	asJSON     bool
+	consistent bool
 }
 
 // credsPath finds the credentials file (see the package comment).
@@ -100,7 +102,12 @@ func (a *app) client() (*admin.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return admin.NewClient(c, a.adminURL)
+	cl, err := admin.NewClient(c, a.adminURL)
+	if err != nil {
+		return nil, err
+	}
+	cl.Consistent = a.consistent
+	return cl, nil
 }
 
 // do calls the admin API (admin.Client.Do).
@@ -137,7 +144,8 @@ func newRoot() *cobra.Command {
 	pf.StringVar(&a.profile, "profile", os.Getenv("SAMRACK_PROFILE"), "credentials in ~/.config/samrack/profiles/NAME.json ($SAMRACK_PROFILE)")
 	pf.StringVar(&a.dataDir, "data", os.Getenv("SAMRACK_DATA"), "the appliance's data directory, for its admin.json ($SAMRACK_DATA; default /var/lib/samrack, then /var/lib/samrack-dev)")
 	pf.BoolVar(&a.asJSON, "json", false, "print JSON")
-	root.AddCommand(a.health(), a.slots(), a.slot(), a.blacklist(), a.reader(), a.operator(), a.stats(), a.audit(), ga467Cmd(a), a.probe(), a.rackCmd())
+	pf.BoolVar(&a.consistent, "consistent", false, "read through the leader after a raft barrier (default: the answering node's applied state)")
+	root.AddCommand(a.health(), a.slots(), a.slot(), a.blacklist(), a.reader(), a.operator(), a.stats(), a.audit(), ga467Cmd(a), a.probe(), a.rackCmd(), a.clusterCmd())
 	return root
 }
 
@@ -175,11 +183,19 @@ func (a *app) health() *cobra.Command {
 }
 
 func (a *app) slots() *cobra.Command {
-	return &cobra.Command{
+	var all bool
+	c := &cobra.Command{
 		Use:   "slots",
-		Short: "Show the rack's slots as a table",
+		Short: "Show the rack's slots as a table (--all: every appliance's, from the replicated inventory)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if all {
+				var inv []state.Slot
+				if err := a.do(cmd.Context(), "GET", "/v1/inventory", nil, &inv); err != nil {
+					return err
+				}
+				return a.show(cmd, inv, func(w io.Writer) { printInventory(w, inv) })
+			}
 			var slots []admin.Slot
 			if err := a.do(cmd.Context(), "GET", "/v1/slots", nil, &slots); err != nil {
 				return err
@@ -187,6 +203,21 @@ func (a *app) slots() *cobra.Command {
 			return a.show(cmd, slots, func(w io.Writer) { printSlots(w, slots) })
 		},
 	}
+	c.Flags().BoolVar(&all, "all", false, "every appliance of the cluster: state, health, SAM ID and admin state per slot")
+	return c
+}
+
+func printInventory(w io.Writer, inv []state.Slot) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NODE\tSLOT\tSTATE\tHEALTH\tSAM ID\tADMIN")
+	for _, s := range inv {
+		sam := "-"
+		if !s.SAM.IsZero() {
+			sam = s.SAM.String()
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.Node, s.Name, orDash(s.State), orDash(s.Health), sam, orDash(s.Admin))
+	}
+	tw.Flush()
 }
 
 func printSlots(w io.Writer, slots []admin.Slot) {

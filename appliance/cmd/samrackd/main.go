@@ -33,6 +33,7 @@ func newRoot() *cobra.Command {
 		simRead   time.Duration
 		logLevel  string
 		auditSize = byteSize(appliance.DefaultAuditMaxSize)
+		bootstrap bool
 	)
 	cmd := &cobra.Command{
 		Use:           "samrackd",
@@ -46,6 +47,9 @@ func newRoot() *cobra.Command {
 				return err
 			}
 			cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+			if bootstrap && cfg.Join != "" {
+				return fmt.Errorf("--bootstrap and --join: a node either starts a cluster or joins one")
+			}
 			if !dev {
 				return fmt.Errorf("only the self-generated dev CA exists so far: run with --dev")
 			}
@@ -67,6 +71,11 @@ func newRoot() *cobra.Command {
 	f.StringVar(&cfg.Admin, "admin", "127.0.0.1:7480", "admin API address: HTTPS, operator client certificates only (beyond loopback is logged at warn)")
 	f.StringVar(&cfg.Advertise, "advertise", "", "reader address written into credential bundles (default: the listen address)")
 	f.StringSliceVar(&cfg.Hosts, "host", nil, "extra DNS names / IPs for the server certificate")
+	f.StringVar(&cfg.Raft, "raft", ":7468", "raft address between appliances (mutual TLS 1.3, node certificates only)")
+	f.StringVar(&cfg.RaftAdvertise, "raft-advertise", "", "raft address other appliances dial (default: --raft, with 127.0.0.1 for an unspecified host); keep it stable")
+	f.BoolVar(&bootstrap, "bootstrap", false, "start the first node of a new cluster and its CA (what a data directory without state does anyway)")
+	f.StringVar(&cfg.Join, "join", "", "join the cluster of the appliance whose admin API is at this host:port (with --token)")
+	f.StringVar(&cfg.Token, "token", os.Getenv("SAMRACK_JOIN_TOKEN"), "join token from `samctl cluster token` ($SAMRACK_JOIN_TOKEN)")
 	f.IntVar(&cfg.SimSAMs, "sim-sams", 8, "virtual SAMs in the simulated rack")
 	f.DurationVar(&simRead, "sim-read-time", sim.DefaultSAMTiming.Read, "a virtual SAM's own time per read")
 	f.BoolVar(&cfg.AuditStderr, "audit-stderr", false, "copy audit events to stderr")
