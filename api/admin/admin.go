@@ -244,6 +244,9 @@ func (s *Server) wrap(fn handler) http.Handler {
 			status, msg = http.StatusConflict, err.Error()
 		case errors.Is(err, raftstore.ErrNotLeader):
 			status, msg = http.StatusServiceUnavailable, err.Error()+" (retry: leadership moved)"
+		case errors.Is(err, raftstore.ErrOutcomeUnknown):
+			// Not retried by the client: the write may have been applied.
+			status, msg = http.StatusServiceUnavailable, err.Error()+" (check the state before retrying)"
 		default:
 			if s.Logger != nil {
 				s.Logger.Error("admin request failed", "method", r.Method, "path", r.URL.Path, "err", err)
