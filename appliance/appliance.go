@@ -20,6 +20,7 @@ import (
 	"github.com/samrack/samrack/api/wire"
 	"github.com/samrack/samrack/appliance/audit"
 	"github.com/samrack/samrack/appliance/dispatch"
+	"github.com/samrack/samrack/appliance/dispatch/host"
 	"github.com/samrack/samrack/appliance/pki"
 	"github.com/samrack/samrack/cluster/state"
 	"github.com/samrack/samrack/drivers/ga467"
@@ -150,8 +151,15 @@ func New(cfg Config) (a *Appliance, err error) {
 	dcfg.Audit = a.audit.Record
 	dcfg.HashCard = a.hasher.Card
 	dcfg.Logger = cfg.Logger
+	// The session host signs its key shares with the appliance's server
+	// certificate until cluster node certificates exist.
+	if dcfg.Signer, err = host.CertSigner(a.pki.Server()); err != nil {
+		return nil, fmt.Errorf("appliance: node key: %w", err)
+	}
 	a.disp = dispatch.New(dcfg)
-	if a.readers, err = tls.Listen("tcp", cfg.Listen, a.pki.ServerTLS()); err != nil {
+	rtls := a.pki.ServerTLS()
+	rtls.NextProtos = []string{wire.ALPNSignedKeyShare} // readers that offer it get signed key shares
+	if a.readers, err = tls.Listen("tcp", cfg.Listen, rtls); err != nil {
 		return nil, fmt.Errorf("appliance: reader listener: %w", err)
 	}
 	if a.admin, err = a.listenAdmin(); err != nil {
