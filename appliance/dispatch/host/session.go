@@ -132,7 +132,7 @@ func (s *session) run() {
 			s.finish(in.Fail.Code, "read.failed", in.Fail.Detail, 0, in.Fail.Code != wire.CardGone)
 		case len(in.Requests) > 0 && in.Answer == nil:
 			s.pending = append(s.pending, in.Requests...)
-			for len(s.pending) > 0 && s.end == nil {
+			for len(s.pending) > 0 && s.end == nil && s.ctx.Err() == nil {
 				m := s.pending[0]
 				s.pending = s.pending[1:]
 				s.runPhase(m)
