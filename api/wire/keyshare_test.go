@@ -7,6 +7,8 @@ import (
 	"crypto/elliptic"
 	"crypto/sha256"
 	"errors"
+	"os"
+	"strings"
 	"testing"
 
 	"github.com/samrack/samrack/api/suite"
@@ -76,6 +78,17 @@ func TestKeyShareSignatureExample(t *testing.T) {
 		"02205f0cf80eb854eca89834fddaa9529859a380899422d8619175961f505176e9a0"
 	if !bytes.Equal(sig, mustHex(t, wantSig)) {
 		t.Fatalf("signature %x, want %s", sig, wantSig)
+	}
+	// The document shows these figures: it must say what the code does.
+	doc, err := os.ReadFile("../PROTOCOL.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, fig := range []string{"f26d1d1c161532c3b88bf57a72bd3c75ff0a376259e4c679f15db323a2709a63",
+		wantSig[8:8+64], wantSig[len(wantSig)-64:], "73616d7261636b206b6579207368617265207369676e6174757265207631"} {
+		if !strings.Contains(string(doc), fig) {
+			t.Errorf("PROTOCOL.md §12.7 lacks %s", fig)
+		}
 	}
 	pub, err := ecdsa.ParseUncompressedPublicKey(elliptic.P256(), mustHex(t, exNodePublic))
 	if err != nil {
