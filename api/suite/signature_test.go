@@ -102,3 +102,17 @@ func flip(b []byte) []byte {
 	c[len(c)/2] ^= 1
 	return c
 }
+
+// FuzzVerifyKeyShare: whatever a front end puts in a KeyShareSignature,
+// verification returns an error (never a panic) unless it is a genuine
+// signature.
+func FuzzVerifyKeyShare(f *testing.F) {
+	f.Add([]byte{0x30, 0x03, 1, 2, 3}, uint8(1), []byte{0x30, 0x06, 2, 1, 1, 2, 1, 1})
+	f.Add([]byte{}, uint8(2), []byte{})
+	pool := x509.NewCertPool()
+	f.Fuzz(func(t *testing.T, cert []byte, alg uint8, sig []byte) {
+		if _, err := VerifyKeyShare(pool, [][]byte{cert}, SigAlg(alg), []byte("content"), sig, time.Now()); err == nil {
+			t.Fatal("verified without a CA")
+		}
+	})
+}

@@ -85,7 +85,7 @@ func TestKeyShareSignatureExample(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, fig := range []string{"f26d1d1c161532c3b88bf57a72bd3c75ff0a376259e4c679f15db323a2709a63",
-		wantSig[8:8+64], wantSig[len(wantSig)-64:], "73616d7261636b206b6579207368617265207369676e6174757265207631"} {
+		wantSig[8 : 8+64], wantSig[len(wantSig)-64:], "73616d7261636b206b6579207368617265207369676e6174757265207631"} {
 		if !strings.Contains(string(doc), fig) {
 			t.Errorf("PROTOCOL.md §12.7 lacks %s", fig)
 		}
