@@ -116,3 +116,28 @@ func FuzzVerifyKeyShare(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkKeyShareSignature: what the signed key share costs per read, the
+// session host's signature and the reader's verification (chain and
+// signature).
+func BenchmarkKeyShareSignature(b *testing.B) {
+	t := &testing.T{}
+	ca := newTestCA(t)
+	node, der := ca.issue(t, "node-1", x509.ExtKeyUsageServerAuth)
+	content := make([]byte, 160)
+	b.Run("sign", func(b *testing.B) {
+		for range b.N {
+			if _, err := SignKeyShare(node, SigECDSAP256SHA256, content, rand.Reader); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	sig, _ := SignKeyShare(node, SigECDSAP256SHA256, content, rand.Reader)
+	b.Run("verify", func(b *testing.B) {
+		for range b.N {
+			if _, err := VerifyKeyShare(ca.pool, [][]byte{der}, SigECDSAP256SHA256, content, sig, time.Now()); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
