@@ -101,9 +101,11 @@ type Config struct {
 	// under it (default 2: the first and one restart).
 	MaxAttempts int
 	// HostTimeout bounds one turn of the session host (a Step: SAM work
-	// up to the next card exchange with the reader; default 10 s, above
-	// the SAM's own phase bounds). A host that does not answer in time is
-	// told to release its SAM and the reader gets 302.
+	// up to the next card exchange with the reader; default 30 s, above
+	// the SAM's own bounds of a whole read — find 3 s, select 3 s, read
+	// 6 s — run twice when the read restarts on another SAM). A host that
+	// does not answer in time is told to release its SAM and the reader
+	// gets 302.
 	HostTimeout time.Duration
 	// MaxConns bounds the authenticated reader connections (TLS handshake
 	// done with a certificate of our CA) open at once; one more is closed
@@ -145,7 +147,7 @@ func (c *Config) defaults() {
 	def(&c.IdleTimeout, 60*time.Second)
 	def(&c.QueueWait, 2*time.Second)
 	def(&c.CloneWindow, 10*time.Second)
-	def(&c.HostTimeout, 10*time.Second)
+	def(&c.HostTimeout, 30*time.Second)
 	if c.MaxConns == 0 {
 		c.MaxConns = 10000
 	}
