@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -157,9 +158,7 @@ func New(cfg Config) (a *Appliance, err error) {
 		return nil, fmt.Errorf("appliance: node key: %w", err)
 	}
 	a.disp = dispatch.New(dcfg)
-	rtls := a.pki.ServerTLS()
-	rtls.NextProtos = []string{wire.ALPNSignedKeyShare} // readers that offer it get signed key shares
-	if a.readers, err = tls.Listen("tcp", cfg.Listen, rtls); err != nil {
+	if a.readers, err = tls.Listen("tcp", cfg.Listen, readerTLS(a.pki.ServerTLS())); err != nil {
 		return nil, fmt.Errorf("appliance: reader listener: %w", err)
 	}
 	if a.admin, err = a.listenAdmin(); err != nil {
@@ -169,6 +168,22 @@ func New(cfg Config) (a *Appliance, err error) {
 		return nil, err
 	}
 	return a, nil
+}
+
+// readerTLS is the readers' TLS policy: readers that offer ALPN
+// samrack-signed-key-share have it selected (and get signed key shares,
+// PROTOCOL.md §8.1); any other reader — none, or other protocols — goes on
+// without ALPN, as before it existed, rather than failing the handshake.
+func readerTLS(base *tls.Config) *tls.Config {
+	signed := base.Clone()
+	signed.NextProtos = []string{wire.ALPNSignedKeyShare}
+	base.GetConfigForClient = func(h *tls.ClientHelloInfo) (*tls.Config, error) {
+		if slices.Contains(h.SupportedProtos, wire.ALPNSignedKeyShare) {
+			return signed, nil
+		}
+		return nil, nil
+	}
+	return base
 }
 
 func (a *Appliance) close() {

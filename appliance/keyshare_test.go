@@ -296,3 +296,29 @@ func (m *mitm) relay(t *testing.T, src, dst net.Conn, edit func(*testing.T, []wi
 		}
 	}
 }
+
+// TestReaderOtherALPN: a reader whose TLS stack offers some other
+// application protocol still connects (without ALPN) and is served.
+func TestReaderOtherALPN(t *testing.T) {
+	r := startRig(t, rigOptions{})
+	b := r.addReader("R-ALPN", credentials.CipherAES)
+	cfg, err := b.TLSConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.NextProtos = []string{"http/1.1"}
+	tc, err := tls.DialWithDialer(&net.Dialer{Timeout: waitLimit}, "tcp", r.a.ReaderAddr(), cfg)
+	if err != nil {
+		t.Fatalf("handshake with another ALPN protocol: %v", err)
+	}
+	defer tc.Close()
+	if p := tc.ConnectionState().NegotiatedProtocol; p != "" {
+		t.Fatalf("negotiated %q", p)
+	}
+	rc := &rawConn{t: t, b: b, tc: tc, br: bufio.NewReader(tc)}
+	card := newCard(4, sim.CardOptions{})
+	s := rc.open(card, rawOpen{})
+	if turn := s.finish(card, s.next()); turn.result == nil {
+		t.Fatalf("read failed: %v", turn.err)
+	}
+}
