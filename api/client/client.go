@@ -18,6 +18,8 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -107,11 +109,24 @@ type Client struct {
 	tls  *tls.Config
 	opts options
 
-	mu     sync.Mutex // mu serialises reads and guards conn, br and signed
+	mu     sync.Mutex // mu serialises reads and guards conn, br, signed and nodes
 	conn   net.Conn
 	br     *bufio.Reader
 	signed bool // the connection negotiated wire.ALPNSignedKeyShare
+	// nodes are the node certificate chains verified against the
+	// bundle's CA, by their DER, with the end of their validity: a read
+	// checks only the signature of a chain it has seen.
+	nodes map[string]verifiedNode
 }
+
+type verifiedNode struct {
+	cert  *x509.Certificate
+	until time.Time
+}
+
+// maxNodes bounds the verified chains a Client keeps (one per appliance of
+// a cluster, in practice).
+const maxNodes = 64
 
 // Result is a card read. Text, Photo and Fingerprint are personal
 // information: the caller decides what to show or keep.
@@ -415,13 +430,40 @@ func (r *read) verify(m *wire.KeyShareSignature) error {
 	if !r.awaitSig {
 		return fmt.Errorf("samrack: unexpected KeyShareSignature")
 	}
-	content := wire.KeyShareSignedContent(m.Alg, r.shares, r.tr)
-	cert, err := suite.VerifyKeyShare(r.c.tls.RootCAs, m.Chain, m.Alg, content, m.Signature, r.c.opts.now())
+	cert, err := r.c.nodeLocked(m.Chain)
 	if err != nil {
+		return fmt.Errorf("%w: %w", ErrKeyShareSignature, err)
+	}
+	content := wire.KeyShareSignedContent(m.Alg, r.shares, r.tr)
+	if err := suite.VerifyKeyShareSignature(cert, m.Alg, content, m.Signature); err != nil {
 		return fmt.Errorf("%w: %w", ErrKeyShareSignature, err)
 	}
 	r.awaitSig, r.res.Host = false, cert.Subject.CommonName
 	return nil
+}
+
+// nodeLocked returns the signer's certificate of a node certificate chain
+// verified against the bundle's CA, from the chains verified before while
+// they are valid.
+func (c *Client) nodeLocked(chain [][]byte) (*x509.Certificate, error) {
+	var kb []byte
+	for _, der := range chain {
+		kb = append(binary.BigEndian.AppendUint32(kb, uint32(len(der))), der...)
+	}
+	key := string(kb)
+	now := c.opts.now()
+	if n, ok := c.nodes[key]; ok && now.Before(n.until) && !now.Before(n.cert.NotBefore) {
+		return n.cert, nil
+	}
+	cert, until, err := suite.VerifyKeyShareChain(c.tls.RootCAs, chain, now)
+	if err != nil {
+		return nil, err
+	}
+	if c.nodes == nil || len(c.nodes) >= maxNodes {
+		c.nodes = map[string]verifiedNode{}
+	}
+	c.nodes[key] = verifiedNode{cert: cert, until: until}
+	return cert, nil
 }
 
 // verified fails while the session host's key share awaits its signature.

@@ -100,14 +100,28 @@ func SignKeyShare(key crypto.Signer, alg SigAlg, content []byte, rand io.Reader)
 // the signature of content under alg by the first certificate's key. It
 // returns the signer's certificate.
 func VerifyKeyShare(roots *x509.CertPool, chain [][]byte, alg SigAlg, content, sig []byte, now time.Time) (*x509.Certificate, error) {
+	cert, _, err := VerifyKeyShareChain(roots, chain, now)
+	if err != nil {
+		return nil, err
+	}
+	if err := VerifyKeyShareSignature(cert, alg, content, sig); err != nil {
+		return nil, err
+	}
+	return cert, nil
+}
+
+// VerifyKeyShareChain is the certificate half of VerifyKeyShare. It also
+// returns when the verified chain stops being valid (the earliest NotAfter
+// in it), so that a reader may keep the result until then.
+func VerifyKeyShareChain(roots *x509.CertPool, chain [][]byte, now time.Time) (*x509.Certificate, time.Time, error) {
 	if len(chain) == 0 {
-		return nil, fmt.Errorf("%w: no certificate", ErrSignerCertificate)
+		return nil, time.Time{}, fmt.Errorf("%w: no certificate", ErrSignerCertificate)
 	}
 	certs := make([]*x509.Certificate, len(chain))
 	for i, der := range chain {
 		c, err := x509.ParseCertificate(der)
 		if err != nil {
-			return nil, fmt.Errorf("%w: certificate %d: %v", ErrSignerCertificate, i, err)
+			return nil, time.Time{}, fmt.Errorf("%w: certificate %d: %v", ErrSignerCertificate, i, err)
 		}
 		certs[i] = c
 	}
@@ -115,21 +129,34 @@ func VerifyKeyShare(roots *x509.CertPool, chain [][]byte, alg SigAlg, content, s
 	for _, c := range certs[1:] {
 		inter.AddCert(c)
 	}
-	if _, err := certs[0].Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, CurrentTime: now,
-		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrSignerCertificate, err)
+	chains, err := certs[0].Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, CurrentTime: now,
+		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
+	if err != nil {
+		return nil, time.Time{}, fmt.Errorf("%w: %v", ErrSignerCertificate, err)
 	}
+	until := certs[0].NotAfter
+	for _, c := range chains[0] {
+		if c.NotAfter.Before(until) {
+			until = c.NotAfter
+		}
+	}
+	return certs[0], until, nil
+}
+
+// VerifyKeyShareSignature is the signature half of VerifyKeyShare: sig
+// must be the signature of content under alg by cert's key.
+func VerifyKeyShareSignature(cert *x509.Certificate, alg SigAlg, content, sig []byte) error {
 	switch alg {
 	case SigECDSAP256SHA256:
-		pub, ok := certs[0].PublicKey.(*ecdsa.PublicKey)
+		pub, ok := cert.PublicKey.(*ecdsa.PublicKey)
 		if !ok || pub.Curve != elliptic.P256() {
-			return nil, fmt.Errorf("%w: %v with a %T key", ErrSigAlg, alg, certs[0].PublicKey)
+			return fmt.Errorf("%w: %v with a %T key", ErrSigAlg, alg, cert.PublicKey)
 		}
 		d := sha256.Sum256(content)
 		if !ecdsa.VerifyASN1(pub, d[:], sig) {
-			return nil, fmt.Errorf("%w (signer %q)", ErrSignature, certs[0].Subject.CommonName)
+			return fmt.Errorf("%w (signer %q)", ErrSignature, cert.Subject.CommonName)
 		}
-		return certs[0], nil
+		return nil
 	}
-	return nil, fmt.Errorf("%w: %v", ErrSigAlg, alg)
+	return fmt.Errorf("%w: %v", ErrSigAlg, alg)
 }
