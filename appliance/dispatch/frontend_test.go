@@ -51,7 +51,7 @@ func (s *stallSession) Step(ctx context.Context, in *host.Input) (*host.Output, 
 	return nil, ctx.Err()
 }
 
-func (s *stallSession) Release(outcome error) {
+func (s *stallSession) Release(_ context.Context, outcome error) {
 	s.h.mu.Lock()
 	s.h.released = append(s.h.released, outcome)
 	s.h.mu.Unlock()

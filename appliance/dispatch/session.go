@@ -319,7 +319,9 @@ func (c *conn) endSession(outcome error) {
 		return
 	}
 	c.sess = nil
-	s.hs.Release(outcome)
+	ctx, cancel := context.WithTimeout(context.Background(), c.s.cfg.HostTimeout)
+	defer cancel()
+	s.hs.Release(ctx, outcome)
 }
 
 // endOnHost ends the session through its host with the reader-side code:

@@ -38,11 +38,13 @@ type Session interface {
 	Step(ctx context.Context, in *Input) (*Output, error)
 	// Release ends the session if it has not ended: the host releases
 	// the SAM's lease with outcome (wrapped in sam.ErrCardLink, so the
-	// rack resets the SAM) and reports nothing more. It may be called
-	// any number of times, also after the session ended. A host also
-	// releases the lease of a session whose front end stays silent past
-	// its idle timeout, so a front end that goes away never holds a SAM.
-	Release(outcome error)
+	// rack resets the SAM) and reports nothing more. It returns once the
+	// lease is released or when ctx is done, whichever is first; the
+	// release happens either way. It may be called any number of times,
+	// also after the session ended. A host also releases the lease of a
+	// session whose front end stays silent past its idle timeout, so a
+	// front end that goes away never holds a SAM.
+	Release(ctx context.Context, outcome error)
 }
 
 // Placement asks for a session. The front end has authenticated the reader,

@@ -104,14 +104,16 @@ func (s *session) Step(ctx context.Context, in *Input) (*Output, error) {
 	}
 }
 
-// Release implements Session. The local host returns once the lease is
-// released.
-func (s *session) Release(outcome error) {
+// Release implements Session.
+func (s *session) Release(ctx context.Context, outcome error) {
 	s.relOnce.Do(func() {
 		s.relWhy = outcome
 		s.cancel()
 	})
-	<-s.done
+	select {
+	case <-s.done:
+	case <-ctx.Done():
+	}
 }
 
 // run is the session's goroutine: it takes the front end's inputs in turn

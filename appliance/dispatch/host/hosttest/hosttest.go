@@ -296,7 +296,7 @@ func testRead(t *testing.T, newHost NewHost) {
 	if _, err := s.Step(context.Background(), &host.Input{Requests: allRequests}); !errors.Is(err, host.ErrSessionGone) {
 		t.Fatalf("Step after the end: %v", err)
 	}
-	s.Release(nil) // harmless after the end
+	s.Release(context.Background(), nil) // harmless after the end
 }
 
 // testSilentFrontEnd: a front end that places a session and goes away
@@ -330,7 +330,7 @@ func testRelease(t *testing.T, newHost NewHost) {
 	_, s, _ := r.place(false)
 	doStep(t, s, &host.Input{Requests: allRequests})
 	why := errors.New("reader protocol error")
-	s.Release(why)
+	s.Release(context.Background(), why)
 	select {
 	case err := <-r.pool.released:
 		if !errors.Is(err, sam.ErrCardLink) || !errors.Is(err, why) {
@@ -339,14 +339,15 @@ func testRelease(t *testing.T, newHost NewHost) {
 	default:
 		t.Fatal("Release returned before the lease was released")
 	}
-	s.Release(why) // again: no second release
+	s.Release(context.Background(), why) // again: no second release
 	if k := r.kinds(); len(k) != 0 {
 		t.Fatalf("a released session audited %v", k)
 	}
 }
 
 // testStepDeadline: a host turn that overruns the Step's deadline
-// returns the deadline's error; Release then ends the SAM operation.
+// returns the deadline's error; Release then ends the SAM operation and
+// releases the lease, even when Release itself does not wait for it.
 func testStepDeadline(t *testing.T, newHost NewHost) {
 	r := newRig(t, newHost, host.Config{})
 	r.pool.sam.block = true
@@ -356,7 +357,10 @@ func testStepDeadline(t *testing.T, newHost NewHost) {
 	if _, err := s.Step(ctx, &host.Input{Requests: allRequests}); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Step: %v", err)
 	}
-	s.Release(errors.New("host too slow"))
+	// A Release whose own deadline has passed still releases the lease.
+	done, stop := context.WithCancel(context.Background())
+	stop()
+	s.Release(done, errors.New("host too slow"))
 	if err := r.released(); !errors.Is(err, sam.ErrCardLink) {
 		t.Fatalf("released with %v", err)
 	}
