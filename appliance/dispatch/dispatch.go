@@ -415,7 +415,11 @@ func (s *Server) serveConn(ctx context.Context, a *admitted) {
 			c.frameError(ctx, err)
 			return
 		}
-		if fatal := c.handle(ctx, msgs); fatal {
+		fatal := c.handle(ctx, msgs)
+		if c.sess != nil && c.sess.sigPending {
+			c.collect(ctx)
+		}
+		if fatal {
 			c.flush()
 			return
 		}

@@ -24,6 +24,9 @@ type session struct {
 	hash    string    // keyed hash of the declared serial, for audit
 	next    int       // the next request the reader may send: 0 find, 1 select, 2 read, 3 none
 	started time.Time // Open received
+	// sigPending: the host's first Output, which starts with the
+	// KeyShareSignature, is still to come.
+	sigPending bool
 }
 
 // open runs the checks of an Open and, if they pass, places the session on
@@ -99,13 +102,10 @@ func (c *conn) open(ctx context.Context, m *wire.Open) bool {
 		}
 		return reject(wire.SAMFault, audit.KindBusy, err.Error(), time.Second)
 	}
-	s.hs = hs
+	s.hs, s.sigPending = hs, c.signed
 	c.sess = s
 	c.sw.leased, c.sw.wait = time.Now(), 0
 	c.out = append(c.out, &placed.Accept)
-	if placed.Signature != nil {
-		c.out = append(c.out, placed.Signature)
-	}
 	return true
 }
 
@@ -205,8 +205,23 @@ func (c *conn) step(ctx context.Context, in *host.Input) (*host.Output, error) {
 	out, err := c.sess.hs.Step(ctx, in)
 	if err == nil {
 		c.sw.exclude(out.SAMTime)
+		c.sess.sigPending = false
 	}
 	return out, err
+}
+
+// collect gets the KeyShareSignature of a session whose Accept goes out in
+// a frame without phase requests: it must travel in the Accept's frame.
+func (c *conn) collect(ctx context.Context) {
+	out, err := c.step(ctx, &host.Input{})
+	if err != nil {
+		c.hostFailed(ctx, err)
+		return
+	}
+	c.out = append(c.out, out.Messages...)
+	if out.End != nil {
+		c.sess = nil
+	}
 }
 
 // hostFailed ends a session whose host did not answer a Step. It returns

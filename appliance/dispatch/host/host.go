@@ -57,20 +57,23 @@ type Placement struct {
 	Prefetch  []wire.Exchange // the card exchanges the reader prefetched
 	Prefer    []ga467.SAMID   // the terminal→SAM table's SAMs for this reader, most preferred first
 	// Sign asks for a KeyShareSignature (the reader negotiated
-	// wire.ALPNSignedKeyShare).
+	// wire.ALPNSignedKeyShare). The host signs while its SAM works, and
+	// its first Output starts with the signature: the front end sends it
+	// in the frame of the Accept, asking for it with an empty Input when
+	// that frame has no phase request.
 	Sign bool
 }
 
 // Placed is a placed session's start: what the front end sends the reader.
 type Placed struct {
-	Accept    wire.Accept
-	Signature *wire.KeyShareSignature // when Placement.Sign
-	Slot      int
-	SAMID     ga467.SAMID
+	Accept wire.Accept
+	Slot   int
+	SAMID  ga467.SAMID
 }
 
-// Input is what the front end hands the host in a Step: exactly one of its
-// fields is set.
+// Input is what the front end hands the host in a Step: at most one of its
+// fields is set. An empty Input runs nothing: the host answers with what it
+// has ready (the KeyShareSignature after Place).
 type Input struct {
 	// Requests are the reader's phase requests (*wire.FindRequest,
 	// *wire.SelectRequest, *wire.ReadRequest), in order; the front end

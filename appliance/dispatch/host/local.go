@@ -142,15 +142,21 @@ func (h *Local) Place(ctx context.Context, p *Placement) (Session, *Placed, erro
 		return nil, nil, &Refusal{Code: wire.BadCredentials, Kind: audit.KindReaderRejected, Detail: "key agreement: " + err.Error()}
 	}
 	placed := &Placed{Accept: wire.Accept{SessionID: s.id, Suite: share.Suite, Public: eph.Public()}}
+	var alg suite.SigAlg
+	goroutines := 1 // the session's
 	if p.Sign {
-		if placed.Signature, err = h.sign(p.KeyShares, tr); err != nil {
+		if h.cfg.Signer == nil {
+			return nil, nil, &Refusal{Code: wire.Internal, Kind: "internal", Detail: ErrNoSigner.Error()}
+		}
+		if alg, err = suite.SigAlgFor(h.cfg.Signer.Public()); err != nil {
 			return nil, nil, &Refusal{Code: wire.Internal, Kind: "internal", Detail: err.Error()}
 		}
+		goroutines++ // and the signer's
 	}
 	h.mu.Lock()
 	closed := h.closed
 	if !closed {
-		h.wg.Add(1) // the session's goroutine, if the lease succeeds
+		h.wg.Add(goroutines) // if the lease succeeds
 	}
 	h.mu.Unlock()
 	if closed {
@@ -158,30 +164,38 @@ func (h *Local) Place(ctx context.Context, p *Placement) (Session, *Placed, erro
 	}
 	l, err := h.cfg.Pool.Lease(ctx, p.Prefer)
 	if err != nil {
-		h.wg.Done()
+		h.wg.Add(-goroutines)
 		return nil, nil, err
 	}
 	s.ctx, s.cancel = context.WithCancel(h.ctx)
 	s.setLease(l)
 	placed.Slot, placed.SAMID = l.Slot(), l.SAMID()
+	if p.Sign {
+		// The signature is made while the SAM works, off the session's
+		// critical path; the session's first Output waits for it.
+		s.sigc = make(chan signature, 1)
+		go func() {
+			defer h.wg.Done()
+			s.sigc <- h.sign(alg, p.KeyShares, tr)
+		}()
+	}
 	go s.run()
 	return s, placed, nil
 }
 
+// signature is the outcome of signing a session's key share.
+type signature struct {
+	msg *wire.KeyShareSignature
+	err error
+}
+
 // sign signs the key share of a session (PROTOCOL.md §8.1).
-func (h *Local) sign(shares []wire.KeyShare, transcript []byte) (*wire.KeyShareSignature, error) {
-	if h.cfg.Signer == nil {
-		return nil, ErrNoSigner
-	}
-	alg, err := suite.SigAlgFor(h.cfg.Signer.Public())
-	if err != nil {
-		return nil, err
-	}
+func (h *Local) sign(alg suite.SigAlg, shares []wire.KeyShare, transcript []byte) signature {
 	sig, err := suite.SignKeyShare(h.cfg.Signer, alg, wire.KeyShareSignedContent(alg, shares, transcript), h.cfg.Rand)
 	if err != nil {
-		return nil, err
+		return signature{err: err}
 	}
-	return &wire.KeyShareSignature{Alg: alg, Chain: h.cfg.Signer.Chain(), Signature: sig}, nil
+	return signature{msg: &wire.KeyShareSignature{Alg: alg, Chain: h.cfg.Signer.Chain(), Signature: sig}}
 }
 
 // errReleased: the front end released the session (or the host closed, or

@@ -59,6 +59,7 @@ type session struct {
 	what     sam.ReadWhat
 	started  time.Time
 
+	sigc     chan signature // the key share's signature, until the first Output carries it
 	cur      step           // the Step being answered
 	msgs     []wire.Message // the Output being built
 	pending  []wire.Message // phase requests not yet run
@@ -132,15 +133,15 @@ func (s *session) run() {
 		switch in := st.in; {
 		case in.Fail != nil:
 			s.finish(in.Fail.Code, "read.failed", in.Fail.Detail, 0, in.Fail.Code != wire.CardGone)
-		case len(in.Requests) > 0 && in.Answer == nil:
+		case in.Answer != nil:
+			s.finish(wire.Internal, "read.failed", "front end: answer out of turn", 0, true)
+		default: // requests, or none: what is ready
 			s.pending = append(s.pending, in.Requests...)
 			for len(s.pending) > 0 && s.end == nil && s.ctx.Err() == nil {
 				m := s.pending[0]
 				s.pending = s.pending[1:]
 				s.runPhase(m)
 			}
-		default:
-			s.finish(wire.Internal, "read.failed", "front end: input out of turn", 0, true)
 		}
 		if s.ctx.Err() != nil { // released while a SAM operation ran
 			s.quit()
@@ -171,6 +172,18 @@ func (s *session) next() (step, bool) {
 // is the SAM's bound on the reader's answer when await is set.
 func (s *session) reply(await bool, within time.Duration) {
 	s.pauseSAM()
+	if s.sigc != nil {
+		// The first Output starts with the key share's signature. A
+		// signer that failed leaves it out: the reader refuses the
+		// session (PROTOCOL.md §8.1).
+		sig := <-s.sigc
+		s.sigc = nil
+		if sig.err != nil {
+			s.h.cfg.Logger.Error("sign key share", "reader", s.reader, "err", sig.err)
+		} else {
+			s.msgs = append([]wire.Message{sig.msg}, s.msgs...)
+		}
+	}
 	s.cur.out <- &Output{Messages: s.msgs, Await: await, AnswerWithin: within, End: s.end, SAMTime: s.samTime}
 	s.msgs, s.samTime = nil, 0
 }

@@ -7,6 +7,7 @@ package hosttest
 import (
 	"context"
 	"crypto/rand"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"sync"
@@ -159,9 +160,14 @@ func (r *rig) released() error {
 
 // reader is the reader's side of a placed session.
 type reader struct {
-	t    *testing.T
-	eph  *suite.Ephemeral
-	keys *suite.Session
+	t      *testing.T
+	eph    *suite.Ephemeral
+	keys   *suite.Session
+	shares []wire.KeyShare
+	tr     []byte
+	pool   *x509.CertPool
+	signed bool // the first Output must start with a KeyShareSignature that verifies
+	seen   bool // the first Output was seen
 }
 
 func (r *rig) place(sign bool) (*reader, host.Session, *host.Placed) {
@@ -183,19 +189,7 @@ func (r *rig) place(sign bool) (*reader, host.Session, *host.Placed) {
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	if sign {
-		sig := placed.Signature
-		if sig == nil {
-			r.t.Fatal("no signature")
-		}
-		c, err := suite.VerifyKeyShare(r.pki.Pool(), sig.Chain, sig.Alg, wire.KeyShareSignedContent(sig.Alg, shares, tr), sig.Signature, time.Now())
-		if err != nil || c.Subject.CommonName != pki.ServerName {
-			r.t.Fatalf("key share signature: %v", err)
-		}
-	} else if placed.Signature != nil {
-		r.t.Fatal("a signature nobody asked for")
-	}
-	return &reader{t: r.t, eph: e, keys: keys}, s, placed
+	return &reader{t: r.t, eph: e, keys: keys, shares: shares, tr: tr, pool: r.pki.Pool(), signed: sign}, s, placed
 }
 
 func doStep(t *testing.T, s host.Session, in *host.Input) *host.Output {
@@ -212,8 +206,23 @@ func doStep(t *testing.T, s host.Session, in *host.Input) *host.Output {
 // answer opens every record of out in order and answers its card script.
 func (rd *reader) answer(out *host.Output) *host.Input {
 	rd.t.Helper()
+	msgs := out.Messages
+	if !rd.seen {
+		rd.seen = true
+		sig, ok := msgs[0].(*wire.KeyShareSignature)
+		if ok != rd.signed {
+			rd.t.Fatalf("first message %T; a signature was asked for: %v", msgs[0], rd.signed)
+		}
+		if ok {
+			c, err := suite.VerifyKeyShare(rd.pool, sig.Chain, sig.Alg, wire.KeyShareSignedContent(sig.Alg, rd.shares, rd.tr), sig.Signature, time.Now())
+			if err != nil || c.Subject.CommonName != pki.ServerName {
+				rd.t.Fatalf("key share signature: %v", err)
+			}
+			msgs = msgs[1:]
+		}
+	}
 	var in *host.Input
-	for _, m := range out.Messages {
+	for _, m := range msgs {
 		var sealed []byte
 		switch m := m.(type) {
 		case *wire.FindResponse:
@@ -229,7 +238,7 @@ func (rd *reader) answer(out *host.Output) *host.Input {
 		if err != nil {
 			rd.t.Fatalf("open %T: %v", m, err)
 		}
-		if !out.Await || m != out.Messages[len(out.Messages)-1] {
+		if !out.Await || m != msgs[len(msgs)-1] {
 			continue
 		}
 		if _, err := ga467.DecodeCardFrames(plain); err != nil {
@@ -274,29 +283,42 @@ func Conformance(t *testing.T, newHost NewHost) {
 var allRequests = []wire.Message{&wire.FindRequest{}, &wire.SelectRequest{}, &wire.ReadRequest{}}
 
 func testRead(t *testing.T, newHost NewHost) {
-	r := newRig(t, newHost, host.Config{})
-	rd, s, _ := r.place(true)
-	out := doStep(t, s, &host.Input{Requests: allRequests})
-	if !out.Await || len(out.Messages) != 1 {
-		t.Fatalf("first host.Output %+v, want the find's card exchange", out)
+	for _, flushFirst := range []bool{false, true} {
+		r := newRig(t, newHost, host.Config{})
+		rd, s, _ := r.place(true)
+		if flushFirst {
+			// An unbatched reader's Open comes alone: the front end asks
+			// for the signature to send it with the Accept.
+			out := doStep(t, s, &host.Input{})
+			if out.Await || out.End != nil || len(out.Messages) != 1 {
+				t.Fatalf("empty Input: %+v, want the signature alone", out)
+			}
+			if in := rd.answer(out); in != nil {
+				t.Fatalf("answer to the signature: %+v", in)
+			}
+		}
+		out := doStep(t, s, &host.Input{Requests: allRequests})
+		if want := map[bool]int{false: 2, true: 1}[flushFirst]; !out.Await || len(out.Messages) != want {
+			t.Fatalf("first Output %+v, want (the signature and) the find's card exchange", out)
+		}
+		out = doStep(t, s, rd.answer(out))
+		// find done, select done (no exchange), the read's card exchange
+		if !out.Await || len(out.Messages) != 3 {
+			t.Fatalf("second Output %+v", out)
+		}
+		out = doStep(t, s, rd.answer(out))
+		if out.End == nil || out.End.Code != 0 || out.End.Card != "h0102" || len(out.Messages) != 1 {
+			t.Fatalf("last Output %+v, end %+v", out, out.End)
+		}
+		rd.answer(out) // the Result opens
+		if err := r.released(); err != nil {
+			t.Fatalf("lease released with %v, want nil", err)
+		}
+		if _, err := s.Step(context.Background(), &host.Input{Requests: allRequests}); !errors.Is(err, host.ErrSessionGone) {
+			t.Fatalf("Step after the end: %v", err)
+		}
+		s.Release(context.Background(), nil) // harmless after the end
 	}
-	out = doStep(t, s, rd.answer(out))
-	// find done, select done (no exchange), the read's card exchange
-	if !out.Await || len(out.Messages) != 3 {
-		t.Fatalf("second host.Output %+v", out)
-	}
-	out = doStep(t, s, rd.answer(out))
-	if out.End == nil || out.End.Code != 0 || out.End.Card != "h0102" || len(out.Messages) != 1 {
-		t.Fatalf("last host.Output %+v, end %+v", out, out.End)
-	}
-	rd.answer(out) // the Result opens
-	if err := r.released(); err != nil {
-		t.Fatalf("lease released with %v, want nil", err)
-	}
-	if _, err := s.Step(context.Background(), &host.Input{Requests: allRequests}); !errors.Is(err, host.ErrSessionGone) {
-		t.Fatalf("Step after the end: %v", err)
-	}
-	s.Release(context.Background(), nil) // harmless after the end
 }
 
 // testSilentFrontEnd: a front end that places a session and goes away
