@@ -114,8 +114,9 @@ func (h *Local) audit(e audit.Event) {
 
 // Place implements Host: it picks the first of the reader's key shares
 // whose suite it supports, makes the session ID and its own ephemeral key,
-// derives the session keys, signs its key share if asked, and leases a SAM
-// (the preferred ones first) within ctx's deadline.
+// signs its key share if asked (on a goroutine of its own, alongside the
+// key agreement and the SAM's first work), derives the session keys, and
+// leases a SAM (the preferred ones first) within ctx's deadline.
 func (h *Local) Place(ctx context.Context, p *Placement) (Session, *Placed, error) {
 	var share *wire.KeyShare
 	for i := range p.KeyShares {
@@ -127,60 +128,62 @@ func (h *Local) Place(ctx context.Context, p *Placement) (Session, *Placed, erro
 	if share == nil {
 		return nil, nil, &Refusal{Code: wire.NoCommonSuite, Kind: audit.KindReaderRejected, Detail: "no common suite"}
 	}
-	s := &session{h: h, reader: p.Reader, declared: p.Declared, prefetch: p.Prefetch,
-		used: make([]bool, len(p.Prefetch)), started: h.cfg.Now(), in: make(chan step), done: make(chan struct{})}
-	s.hash = h.cfg.HashCard(s.declared)
-	if _, err := io.ReadFull(h.cfg.Rand, s.id[:]); err != nil {
-		return nil, nil, &Refusal{Code: wire.Internal, Kind: "internal", Detail: "session id: " + err.Error()}
-	}
-	eph, err := suite.Generate(share.Suite, h.cfg.Rand)
-	if err != nil {
-		return nil, nil, &Refusal{Code: wire.Internal, Kind: "internal", Detail: "ephemeral key: " + err.Error()}
-	}
-	tr := wire.Transcript(p.Reader, share.Public, s.id, share.Suite, eph.Public())
-	if s.keys, err = eph.Agree(share.Public, tr, false); err != nil {
-		return nil, nil, &Refusal{Code: wire.BadCredentials, Kind: audit.KindReaderRejected, Detail: "key agreement: " + err.Error()}
-	}
-	placed := &Placed{Accept: wire.Accept{SessionID: s.id, Suite: share.Suite, Public: eph.Public()}}
 	var alg suite.SigAlg
-	goroutines := 1 // the session's
 	if p.Sign {
 		if h.cfg.Signer == nil {
 			return nil, nil, &Refusal{Code: wire.Internal, Kind: "internal", Detail: ErrNoSigner.Error()}
 		}
+		var err error
 		if alg, err = suite.SigAlgFor(h.cfg.Signer.Public()); err != nil {
 			return nil, nil, &Refusal{Code: wire.Internal, Kind: "internal", Detail: err.Error()}
 		}
-		goroutines++ // and the signer's
 	}
 	h.mu.Lock()
 	closed := h.closed
 	if !closed {
-		h.wg.Add(goroutines) // if the lease succeeds
+		h.wg.Add(1) // the session's goroutine, given back if Place fails
 	}
 	h.mu.Unlock()
 	if closed {
 		return nil, nil, ErrClosed
 	}
-	l, err := h.cfg.Pool.Lease(ctx, p.Prefer)
-	if err != nil {
-		h.wg.Add(-goroutines)
+	fail := func(err error) (Session, *Placed, error) {
+		h.wg.Done()
 		return nil, nil, err
 	}
-	s.ctx, s.cancel = context.WithCancel(h.ctx)
-	s.setLease(l)
-	placed.Slot, placed.SAMID = l.Slot(), l.SAMID()
+	s := &session{h: h, reader: p.Reader, declared: p.Declared, prefetch: p.Prefetch,
+		used: make([]bool, len(p.Prefetch)), started: h.cfg.Now(), in: make(chan step), done: make(chan struct{})}
+	s.hash = h.cfg.HashCard(s.declared)
+	if _, err := io.ReadFull(h.cfg.Rand, s.id[:]); err != nil {
+		return fail(&Refusal{Code: wire.Internal, Kind: "internal", Detail: "session id: " + err.Error()})
+	}
+	eph, err := suite.Generate(share.Suite, h.cfg.Rand)
+	if err != nil {
+		return fail(&Refusal{Code: wire.Internal, Kind: "internal", Detail: "ephemeral key: " + err.Error()})
+	}
+	tr := wire.Transcript(p.Reader, share.Public, s.id, share.Suite, eph.Public())
 	if p.Sign {
-		// The signature is made while the SAM works, off the session's
-		// critical path; the session's first Output waits for it.
+		// The signer runs beside the key agreement and the SAM's first
+		// work; the session's first Output waits for it. If Place fails,
+		// it finishes on its own (wg counts it: the count is not zero).
 		s.sigc = make(chan signature, 1)
+		h.wg.Add(1)
 		go func() {
 			defer h.wg.Done()
 			s.sigc <- h.sign(alg, p.KeyShares, tr)
 		}()
 	}
+	if s.keys, err = eph.Agree(share.Public, tr, false); err != nil {
+		return fail(&Refusal{Code: wire.BadCredentials, Kind: audit.KindReaderRejected, Detail: "key agreement: " + err.Error()})
+	}
+	l, err := h.cfg.Pool.Lease(ctx, p.Prefer)
+	if err != nil {
+		return fail(err)
+	}
+	s.ctx, s.cancel = context.WithCancel(h.ctx)
+	s.setLease(l)
 	go s.run()
-	return s, placed, nil
+	return s, &Placed{Accept: wire.Accept{SessionID: s.id, Suite: share.Suite, Public: eph.Public()}, Slot: l.Slot(), SAMID: l.SAMID()}, nil
 }
 
 // signature is the outcome of signing a session's key share.
