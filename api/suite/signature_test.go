@@ -140,4 +140,15 @@ func BenchmarkKeyShareSignature(b *testing.B) {
 			}
 		}
 	})
+	cert, _, err := VerifyKeyShareChain(ca.pool, [][]byte{der}, time.Now())
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("verify-signature-only", func(b *testing.B) { // a chain the SDK verified before
+		for range b.N {
+			if err := VerifyKeyShareSignature(cert, SigECDSAP256SHA256, content, sig); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }
