@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -21,6 +22,7 @@ import (
 	"github.com/samrack/samrack/api/wire"
 	"github.com/samrack/samrack/appliance/audit"
 	"github.com/samrack/samrack/appliance/dispatch"
+	"github.com/samrack/samrack/appliance/dispatch/host"
 	"github.com/samrack/samrack/appliance/pki"
 	"github.com/samrack/samrack/cluster/raftstore"
 	"github.com/samrack/samrack/cluster/state"
@@ -226,13 +228,35 @@ func New(cfg Config) (a *Appliance, err error) {
 	dcfg.Audit = a.audit.Record
 	dcfg.HashCard = a.hasher.Card
 	dcfg.Logger = cfg.Logger
+	// The session host signs its key shares with the appliance's node
+	// certificate (the CA's, serverAuth, URI samrack:node:ID): a reader
+	// verifying it learns which appliance's SAM served it.
+	if dcfg.Signer, err = host.CertSigner(nodeCert); err != nil {
+		return nil, fmt.Errorf("appliance: node key: %w", err)
+	}
 	a.disp = dispatch.New(dcfg)
-	a.readers = tls.NewListener(a.raw[0], a.pki.ServerTLS())
+	a.readers = tls.NewListener(a.raw[0], readerTLS(a.pki.ServerTLS()))
 	a.admin = a.listenAdmin(a.raw[1])
 	if err := a.bootstrapAdmin(); err != nil {
 		return nil, err
 	}
 	return a, nil
+}
+
+// readerTLS is the readers' TLS policy: readers that offer ALPN
+// samrack-signed-key-share have it selected (and get signed key shares,
+// PROTOCOL.md §8.1); any other reader — none, or other protocols — goes on
+// without ALPN, as before it existed, rather than failing the handshake.
+func readerTLS(base *tls.Config) *tls.Config {
+	signed := base.Clone()
+	signed.NextProtos = []string{wire.ALPNSignedKeyShare}
+	base.GetConfigForClient = func(h *tls.ClientHelloInfo) (*tls.Config, error) {
+		if slices.Contains(h.SupportedProtos, wire.ALPNSignedKeyShare) {
+			return signed, nil
+		}
+		return nil, nil
+	}
+	return base
 }
 
 func (a *Appliance) close() {
@@ -272,7 +296,11 @@ func isNilCloser(c any) bool {
 	return false
 }
 
-// ReaderAddr is the address readers connect to.
+// NodeID is the appliance's raft node ID, also its node certificate's
+// CommonName (the signer readers see on a signed key share).
+func (a *Appliance) NodeID() string { return a.id }
+
+// ReaderAddr is the address the reader listener is bound to.
 func (a *Appliance) ReaderAddr() string { return a.readers.Addr().String() }
 
 // AdminURL is the base URL of the admin API (https; an unspecified listen

@@ -18,6 +18,8 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -43,7 +45,32 @@ type options struct {
 	retries     int
 	rand        io.Reader
 	localAddr   net.Addr
+	unsigned    bool
+	now         func() time.Time
 }
+
+// Named errors.
+var (
+	// ErrKeyShareSignature reports a session whose SAM-side key share is
+	// not signed by a node of the installation (api/PROTOCOL.md §8.1):
+	// the signature is missing, does not verify against ca_pem, or is by
+	// a certificate that is not a node's. An appliance between the reader
+	// and the SAM may be tampering with the key exchange; the read is
+	// refused before any card data is sent or opened.
+	ErrKeyShareSignature = errors.New("samrack: session host key share signature refused")
+	// ErrUnsignedKeyShares reports an appliance that does not sign its
+	// key shares (it did not negotiate the ALPN protocol
+	// samrack-signed-key-share: older than the signature, or someone in
+	// the middle). WithUnsignedKeyShares(true) reads from it anyway.
+	ErrUnsignedKeyShares = errors.New("samrack: the appliance does not sign its key shares")
+)
+
+// WithUnsignedKeyShares(true) lets reads go on with an appliance that does
+// not sign its session hosts' key shares (one that predates the signature).
+// The default is false: the SDK asks for signed key shares and verifies
+// them against the CA of the bundle, so that no appliance on the way can
+// read or alter the card data.
+func WithUnsignedKeyShares(allow bool) Option { return func(o *options) { o.unsigned = allow } }
 
 // WithLocalAddr makes the connections from local address a (a host with
 // several addresses; the appliance budgets connections per source).
@@ -82,10 +109,24 @@ type Client struct {
 	tls  *tls.Config
 	opts options
 
-	mu   sync.Mutex // mu serialises reads and guards conn and br
-	conn net.Conn
-	br   *bufio.Reader
+	mu     sync.Mutex // mu serialises reads and guards conn, br, signed and nodes
+	conn   net.Conn
+	br     *bufio.Reader
+	signed bool // the connection negotiated wire.ALPNSignedKeyShare
+	// nodes are the node certificate chains verified against the
+	// bundle's CA, by their DER, with the end of their validity: a read
+	// checks only the signature of a chain it has seen.
+	nodes map[string]verifiedNode
 }
+
+type verifiedNode struct {
+	cert  *x509.Certificate
+	until time.Time
+}
+
+// maxNodes bounds the verified chains a Client keeps (one per appliance of
+// a cluster, in practice).
+const maxNodes = 64
 
 // Result is a card read. Text, Photo and Fingerprint are personal
 // information: the caller decides what to show or keep.
@@ -96,8 +137,12 @@ type Result struct {
 	Photo       []byte // 1024-byte WLT photo
 	Fingerprint []byte // nil unless asked for and present
 	Suite       suite.ID
-	RoundTrips  int // frames sent that the appliance answered
-	Duration    time.Duration
+	// Host is the CommonName of the node certificate that signed the
+	// session host's key share; empty for an unsigned key share
+	// (WithUnsignedKeyShares).
+	Host       string
+	RoundTrips int // frames sent that the appliance answered
+	Duration   time.Duration
 }
 
 // ReadOptions says what to read.
@@ -112,8 +157,11 @@ func New(b *credentials.Bundle, opts ...Option) (*Client, error) {
 	}
 	key, _ := b.Key()
 	tc, _ := b.TLSConfig()
+	// Ask for signed key shares (PROTOCOL.md §2, §8.1); appliances that
+	// do not know the protocol ignore the offer.
+	tc.NextProtos = []string{wire.ALPNSignedKeyShare}
 	c := &Client{b: b, key: key, tls: tc, opts: options{batch: true, suites: []suite.ID{suite.GM},
-		dialTimeout: 8 * time.Second, readTimeout: 10 * time.Second, rand: rand.Reader}}
+		dialTimeout: 8 * time.Second, readTimeout: 10 * time.Second, rand: rand.Reader, now: time.Now}}
 	for _, o := range opts {
 		o(&c.opts)
 	}
@@ -144,6 +192,9 @@ func (c *Client) connectLocked(ctx context.Context) error {
 		return fmt.Errorf("samrack: connect %s: %w", c.b.Server, err)
 	}
 	c.conn, c.br = nc, bufio.NewReaderSize(nc, 16<<10)
+	if tc, ok := nc.(*tls.Conn); ok {
+		c.signed = tc.ConnectionState().NegotiatedProtocol == wire.ALPNSignedKeyShare
+	}
 	return nil
 }
 
@@ -159,7 +210,7 @@ func (c *Client) dropLocked() error {
 		return nil
 	}
 	err := c.conn.Close()
-	c.conn, c.br = nil, nil
+	c.conn, c.br, c.signed = nil, nil, false
 	return err
 }
 
@@ -263,6 +314,8 @@ type read struct {
 	ephs     map[suite.ID]*suite.Ephemeral
 	shares   []wire.KeyShare
 	keys     *suite.Session
+	awaitSig bool   // Accept came; its KeyShareSignature has not been verified yet
+	tr       []byte // the handshake transcript
 	out      []wire.Message
 	res      *Result
 	done     bool
@@ -337,15 +390,23 @@ func (r *read) handle(m wire.Message) error {
 		if !ok || r.keys != nil {
 			return fmt.Errorf("samrack: unexpected Accept (suite %v)", m.Suite)
 		}
+		if !r.c.signed && !r.c.opts.unsigned {
+			return ErrUnsignedKeyShares
+		}
 		tr := wire.Transcript(r.c.b.ReaderSerial, e.Public(), m.SessionID, m.Suite, m.Public)
 		keys, err := e.Agree(m.Public, tr, true)
 		if err != nil {
 			return fmt.Errorf("samrack: key agreement: %w", err)
 		}
 		r.keys, r.res.Suite = keys, m.Suite
+		// Nothing is opened or sealed under these keys until the
+		// KeyShareSignature that follows has verified.
+		r.awaitSig, r.tr = r.c.signed, tr
 		if !r.c.opts.batch {
 			r.out = append(r.out, &wire.FindRequest{})
 		}
+	case *wire.KeyShareSignature:
+		return r.verify(m)
 	case *wire.FindResponse:
 		return r.step(m.Done, m.SW3, ga467.SW3CardFound, m.Sealed, nil,
 			func(s []byte) wire.Message { return &wire.FindConfirm{Sealed: s} }, &wire.SelectRequest{})
@@ -363,11 +424,64 @@ func (r *read) handle(m wire.Message) error {
 	return nil
 }
 
+// verify checks the session host's signature of its key share against the
+// CA of the bundle (PROTOCOL.md §8.1).
+func (r *read) verify(m *wire.KeyShareSignature) error {
+	if !r.awaitSig {
+		return fmt.Errorf("samrack: unexpected KeyShareSignature")
+	}
+	cert, err := r.c.nodeLocked(m.Chain)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrKeyShareSignature, err)
+	}
+	content := wire.KeyShareSignedContent(m.Alg, r.shares, r.tr)
+	if err := suite.VerifyKeyShareSignature(cert, m.Alg, content, m.Signature); err != nil {
+		return fmt.Errorf("%w: %w", ErrKeyShareSignature, err)
+	}
+	r.awaitSig, r.res.Host = false, cert.Subject.CommonName
+	return nil
+}
+
+// nodeLocked returns the signer's certificate of a node certificate chain
+// verified against the bundle's CA, from the chains verified before while
+// they are valid.
+func (c *Client) nodeLocked(chain [][]byte) (*x509.Certificate, error) {
+	var kb []byte
+	for _, der := range chain {
+		kb = append(binary.BigEndian.AppendUint32(kb, uint32(len(der))), der...)
+	}
+	key := string(kb)
+	now := c.opts.now()
+	if n, ok := c.nodes[key]; ok && now.Before(n.until) && !now.Before(n.cert.NotBefore) {
+		return n.cert, nil
+	}
+	cert, until, err := suite.VerifyKeyShareChain(c.tls.RootCAs, chain, now)
+	if err != nil {
+		return nil, err
+	}
+	if c.nodes == nil || len(c.nodes) >= maxNodes {
+		c.nodes = map[string]verifiedNode{}
+	}
+	c.nodes[key] = verifiedNode{cert: cert, until: until}
+	return cert, nil
+}
+
+// verified fails while the session host's key share awaits its signature.
+func (r *read) verified() error {
+	if r.awaitSig {
+		return fmt.Errorf("%w: Accept not followed by its KeyShareSignature", ErrKeyShareSignature)
+	}
+	return nil
+}
+
 // step handles a phase response: done with a status (and the SAM's reply
 // data, checked by check), or card commands to run and answer.
 func (r *read) step(done bool, sw3, want byte, sealed []byte, check func([]byte) error, answer func([]byte) wire.Message, next wire.Message) error {
 	if r.keys == nil {
 		return fmt.Errorf("samrack: phase response before Accept")
+	}
+	if err := r.verified(); err != nil {
+		return err
 	}
 	if done {
 		var data []byte
@@ -422,6 +536,9 @@ func (r *read) checkSerial(serial []byte) error {
 func (r *read) result(m *wire.Result) error {
 	if r.keys == nil {
 		return fmt.Errorf("samrack: Result before Accept")
+	}
+	if err := r.verified(); err != nil {
+		return err
 	}
 	plain, err := r.keys.Open(m.Sealed)
 	if err != nil {

@@ -175,6 +175,14 @@ func sizeHint(m Message) int {
 		if m != nil {
 			return 18 + len(m.Public)
 		}
+	case *KeyShareSignature:
+		if m != nil {
+			n := 4 + len(m.Signature)
+			for _, c := range m.Chain {
+				n += 2 + len(c)
+			}
+			return n
+		}
 	case *FindResponse:
 		if m != nil {
 			return 4 + len(m.Sealed)
@@ -279,6 +287,20 @@ func appendPayload(b []byte, m Message) ([]byte, error) {
 		b = append(b, m.SessionID[:]...)
 		b = append(b, byte(m.Suite))
 		return appendBytes8(b, "public key", m.Public, 1, MaxPublic)
+	case *KeyShareSignature:
+		if m == nil {
+			return nil, errNil(m)
+		}
+		if err := checkChain(len(m.Chain)); err != nil {
+			return nil, err
+		}
+		b = append(b, byte(m.Alg), byte(len(m.Chain)))
+		for _, c := range m.Chain {
+			if b, err = appendBytes16(b, "certificate", c, 1, MaxCertificate); err != nil {
+				return nil, err
+			}
+		}
+		return appendBytes16(b, "signature", m.Signature, 1, MaxSignature)
 	case *FindRequest:
 		if m == nil {
 			return nil, errNil(m)
@@ -362,6 +384,16 @@ func checkKeyShares(n int) error {
 	}
 	if n < 1 {
 		return fmt.Errorf("%w: no key share", ErrMalformed)
+	}
+	return nil
+}
+
+func checkChain(n int) error {
+	if n > MaxCertChain {
+		return fmt.Errorf("%w: %d certificates > %d", ErrTooLarge, n, MaxCertChain)
+	}
+	if n < 1 {
+		return fmt.Errorf("%w: no certificate", ErrMalformed)
 	}
 	return nil
 }
@@ -496,6 +528,22 @@ func decodeMessage(t Type, p []byte) (Message, error) {
 		a.Suite = suite.ID(d.u8("suite"))
 		a.Public = d.bytes8("public key", 1, MaxPublic)
 		m = a
+	case TypeKeyShareSignature:
+		k := &KeyShareSignature{Alg: suite.SigAlg(d.u8("signature algorithm"))}
+		n := int(d.u8("certificate count"))
+		if d.err == nil {
+			if err := checkChain(n); err != nil {
+				d.fail(err)
+			}
+		}
+		if d.err == nil {
+			k.Chain = make([][]byte, n)
+			for i := range k.Chain {
+				k.Chain[i] = d.bytes16("certificate", 1, MaxCertificate)
+			}
+		}
+		k.Signature = d.bytes16("signature", 1, MaxSignature)
+		m = k
 	case TypeFindRequest:
 		m = &FindRequest{}
 	case TypeSelectRequest:

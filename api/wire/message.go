@@ -14,37 +14,41 @@ type Type uint8
 // Message types. The high nibble is the phase: 0 session, 1 find, 2 select,
 // 3 read, 4 keepalive, 7 error.
 const (
-	TypeOpen           Type = 0x01 // reader → appliance
-	TypeAccept         Type = 0x02 // appliance → reader
-	TypeFindRequest    Type = 0x10 // reader → appliance
-	TypeFindResponse   Type = 0x11 // appliance → reader
-	TypeFindConfirm    Type = 0x12 // reader → appliance
-	TypeSelectRequest  Type = 0x20 // reader → appliance
-	TypeSelectResponse Type = 0x21 // appliance → reader
-	TypeSelectConfirm  Type = 0x22 // reader → appliance
-	TypeReadRequest    Type = 0x30 // reader → appliance
-	TypeRelay          Type = 0x31 // both directions
-	TypeResult         Type = 0x32 // appliance → reader
-	TypePing           Type = 0x40 // either side
-	TypePong           Type = 0x41 // answer to Ping
-	TypeError          Type = 0x7F // either side; ends the session
+	TypeOpen   Type = 0x01 // reader → appliance
+	TypeAccept Type = 0x02 // appliance → reader
+	// TypeKeyShareSignature follows Accept, only on connections that
+	// negotiated ALPNSignedKeyShare (appliance → reader).
+	TypeKeyShareSignature Type = 0x03
+	TypeFindRequest       Type = 0x10 // reader → appliance
+	TypeFindResponse      Type = 0x11 // appliance → reader
+	TypeFindConfirm       Type = 0x12 // reader → appliance
+	TypeSelectRequest     Type = 0x20 // reader → appliance
+	TypeSelectResponse    Type = 0x21 // appliance → reader
+	TypeSelectConfirm     Type = 0x22 // reader → appliance
+	TypeReadRequest       Type = 0x30 // reader → appliance
+	TypeRelay             Type = 0x31 // both directions
+	TypeResult            Type = 0x32 // appliance → reader
+	TypePing              Type = 0x40 // either side
+	TypePong              Type = 0x41 // answer to Ping
+	TypeError             Type = 0x7F // either side; ends the session
 )
 
 var typeNames = map[Type]string{
-	TypeOpen:           "Open",
-	TypeAccept:         "Accept",
-	TypeFindRequest:    "FindRequest",
-	TypeFindResponse:   "FindResponse",
-	TypeFindConfirm:    "FindConfirm",
-	TypeSelectRequest:  "SelectRequest",
-	TypeSelectResponse: "SelectResponse",
-	TypeSelectConfirm:  "SelectConfirm",
-	TypeReadRequest:    "ReadRequest",
-	TypeRelay:          "Relay",
-	TypeResult:         "Result",
-	TypePing:           "Ping",
-	TypePong:           "Pong",
-	TypeError:          "Error",
+	TypeOpen:              "Open",
+	TypeAccept:            "Accept",
+	TypeKeyShareSignature: "KeyShareSignature",
+	TypeFindRequest:       "FindRequest",
+	TypeFindResponse:      "FindResponse",
+	TypeFindConfirm:       "FindConfirm",
+	TypeSelectRequest:     "SelectRequest",
+	TypeSelectResponse:    "SelectResponse",
+	TypeSelectConfirm:     "SelectConfirm",
+	TypeReadRequest:       "ReadRequest",
+	TypeRelay:             "Relay",
+	TypeResult:            "Result",
+	TypePing:              "Ping",
+	TypePong:              "Pong",
+	TypeError:             "Error",
 }
 
 // String returns the message type's name, or "Type(0xNN)".
@@ -64,6 +68,7 @@ type Message interface {
 var (
 	_ Message = (*Open)(nil)
 	_ Message = (*Accept)(nil)
+	_ Message = (*KeyShareSignature)(nil)
 	_ Message = (*FindRequest)(nil)
 	_ Message = (*FindResponse)(nil)
 	_ Message = (*FindConfirm)(nil)

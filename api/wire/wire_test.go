@@ -28,6 +28,7 @@ func allMessages() []Message {
 			Sealed: fill(60, 0x5E),
 		},
 		&Accept{SessionID: [16]byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16}, Suite: suite.GM, Public: fill(65, 0x04)},
+		&KeyShareSignature{Alg: suite.SigECDSAP256SHA256, Chain: [][]byte{fill(500, 0x30), fill(3, 0x31)}, Signature: fill(71, 0x30)},
 		&FindRequest{},
 		&FindResponse{Done: true, SW3: 0x9F, Sealed: fill(17, 1)},
 		&FindConfirm{Sealed: fill(20, 2)},

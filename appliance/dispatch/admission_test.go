@@ -167,6 +167,19 @@ func (r *admRig) wantStats(what string, ok func(Stats) bool) Stats {
 	}
 }
 
+// refusalLines waits (bounded) until n refusal lines are logged and
+// returns them.
+func (r *admRig) refusalLines(n int) []string {
+	deadline := time.Now().Add(10 * time.Second)
+	for delay := time.Millisecond; ; delay = min(2*delay, 50*time.Millisecond) {
+		lines := r.logs.refusals()
+		if len(lines) >= n || time.Now().After(deadline) {
+			return lines
+		}
+		time.Sleep(delay) // polling the server's log, bounded by deadline
+	}
+}
+
 // wantRefused dials from src and checks the appliance resets the
 // connection (the reset may already fail the dial, on loopback).
 func (r *admRig) wantRefused(src string) {
@@ -224,7 +237,7 @@ func TestAdmissionPerSourceBudget(t *testing.T) {
 	r.skew.Add(int64(time.Minute))
 	r.wantRefused("127.0.0.1")
 	r.wantStats("third refusal", func(st Stats) bool { return st.RefusedSource == 3 })
-	lines = r.logs.refusals()
+	lines = r.refusalLines(2) // counted before it is logged: wait for the line
 	if len(lines) != 2 || !strings.Contains(lines[1], "suppressed=1") {
 		t.Fatalf("warn lines %q, want a second one with suppressed=1", lines)
 	}

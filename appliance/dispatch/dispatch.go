@@ -18,6 +18,7 @@ import (
 
 	"github.com/samrack/samrack/api/wire"
 	"github.com/samrack/samrack/appliance/audit"
+	"github.com/samrack/samrack/appliance/dispatch/host"
 	"github.com/samrack/samrack/appliance/pki"
 	"github.com/samrack/samrack/drivers/ga467"
 	"github.com/samrack/samrack/drivers/sam"
@@ -60,30 +61,23 @@ type AuthSucceeder interface {
 	AuthSucceeded(ctx context.Context, reader string)
 }
 
-// Pool leases SAMs. Lease blocks until a SAM is free or ctx is done; when
-// none can be had it returns a *BusyError.
-type Pool interface {
-	Lease(ctx context.Context, prefer []ga467.SAMID) (Lease, error)
-}
-
-// Lease is one SAM leased to one session. Release must be called exactly
-// once; outcome is nil for a clean session, else what went wrong.
-type Lease interface {
-	Slot() int
-	SAMID() ga467.SAMID
-	SAM() sam.SAM
-	Release(outcome error)
-}
-
-// BusyError is returned by a Pool that has no SAM for a session.
-type BusyError struct{ RetryAfter time.Duration }
-
-func (e *BusyError) Error() string { return fmt.Sprintf("no idle SAM, retry after %v", e.RetryAfter) }
+// Pool, Lease and BusyError are the session host's (package host): the
+// SAMs are leased beside them.
+type (
+	Pool      = host.Pool
+	Lease     = host.Lease
+	BusyError = host.BusyError
+)
 
 // Config wires a Server.
 type Config struct {
 	Directory Directory
-	Pool      Pool
+	// Host places sessions on SAMs. If nil, New makes a host.Local of
+	// Pool, Signer and this Config's audit, hash, clock and limits, which
+	// Serve closes when it returns.
+	Host   host.Host
+	Pool   Pool
+	Signer host.Signer // the node identity that signs key shares (host.CertSigner)
 	// Audit receives every audit event; it must not block for long.
 	Audit func(audit.Event)
 	// HashCard is the keyed hash under which card serials are logged.
@@ -106,6 +100,13 @@ type Config struct {
 	// MaxAttempts is how many SAMs one read may try when SAMs fail
 	// under it (default 2: the first and one restart).
 	MaxAttempts int
+	// HostTimeout bounds one turn of the session host (a Step: SAM work
+	// up to the next card exchange with the reader; default 30 s, above
+	// the SAM's own bounds of a whole read — find 3 s, select 3 s, read
+	// 6 s — run twice when the read restarts on another SAM). A host that
+	// does not answer in time is told to release its SAM and the reader
+	// gets 302.
+	HostTimeout time.Duration
 	// MaxConns bounds the authenticated reader connections (TLS handshake
 	// done with a certificate of our CA) open at once; one more is closed
 	// once authenticated (default 10000; a connection costs ~40 KiB).
@@ -146,6 +147,7 @@ func (c *Config) defaults() {
 	def(&c.IdleTimeout, 60*time.Second)
 	def(&c.QueueWait, 2*time.Second)
 	def(&c.CloneWindow, 10*time.Second)
+	def(&c.HostTimeout, 30*time.Second)
 	if c.MaxConns == 0 {
 		c.MaxConns = 10000
 	}
@@ -195,8 +197,10 @@ type Stats struct {
 
 // Server is the reader-facing side of the appliance.
 type Server struct {
-	cfg   Config
-	clone *cloneTracker
+	cfg     Config
+	clone   *cloneTracker
+	host    host.Host
+	ownHost *host.Local // made by New, closed by Serve
 
 	conns         atomic.Uint64
 	refusedSource atomic.Uint64
@@ -220,11 +224,19 @@ type Server struct {
 	wg             sync.WaitGroup
 }
 
-// New returns a Server. Directory, Pool and HashCard are required.
+// New returns a Server. Directory, HashCard and Host or Pool are required.
 func New(cfg Config) *Server {
 	cfg.defaults()
-	return &Server{cfg: cfg, clone: newCloneTracker(cfg.CloneWindow), open: map[net.Conn]*admitted{},
-		perSource: map[string]int{}, warns: newWarnLimiter(cfg.RefusalLogEvery, 4096)}
+	s := &Server{cfg: cfg, clone: newCloneTracker(cfg.CloneWindow), open: map[net.Conn]*admitted{},
+		perSource: map[string]int{}, warns: newWarnLimiter(cfg.RefusalLogEvery, 4096), host: cfg.Host}
+	if s.host == nil {
+		s.ownHost = host.New(host.Config{Pool: cfg.Pool, Blacklist: cfg.Directory, Signer: cfg.Signer,
+			Audit: s.audit, HashCard: cfg.HashCard, Logger: cfg.Logger, QueueWait: cfg.QueueWait,
+			MaxAttempts: cfg.MaxAttempts, IdleTimeout: max(30*time.Second, 2*cfg.ReaderTimeout),
+			Rand: cfg.Rand, Now: cfg.Now})
+		s.host = s.ownHost
+	}
+	return s
 }
 
 // Stats returns a snapshot of the counters.
@@ -264,6 +276,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	s.closeAll()
 	s.wg.Wait()
+	if s.ownHost != nil {
+		s.ownHost.Close()
+	}
 	if ctx.Err() != nil {
 		return nil
 	}
@@ -340,6 +355,7 @@ type conn struct {
 	nc     net.Conn
 	br     *bufio.Reader
 	reader string // the verified certificate's CommonName
+	signed bool   // the reader negotiated wire.ALPNSignedKeyShare
 	out    []wire.Message
 	sess   *session
 	sw     stopwatch // the appliance's own time in the current session
@@ -372,7 +388,9 @@ func (s *Server) serveConn(ctx context.Context, a *admitted) {
 		tc.SetDeadline(time.Time{})
 		// Only a reader certificate names a reader: the admin certificate,
 		// valid under the same CA, does not.
-		c.reader, _ = pki.ReaderSerialFromConn(tc.ConnectionState())
+		cs := tc.ConnectionState()
+		c.reader, _ = pki.ReaderSerialFromConn(cs)
+		c.signed = cs.NegotiatedProtocol == wire.ALPNSignedKeyShare
 	}
 	if ok, reason := s.promote(a); !ok {
 		if reason != "" {
@@ -394,10 +412,14 @@ func (s *Server) serveConn(ctx context.Context, a *admitted) {
 		nc.SetReadDeadline(s.cfg.Now().Add(wait))
 		msgs, err := wire.ReadFrame(c.br)
 		if err != nil {
-			c.frameError(err)
+			c.frameError(ctx, err)
 			return
 		}
-		if fatal := c.handle(ctx, msgs); fatal {
+		fatal := c.handle(ctx, msgs)
+		if c.sess != nil && c.sess.sigPending {
+			c.collect(ctx)
+		}
+		if fatal {
 			c.flush()
 			return
 		}
@@ -411,17 +433,17 @@ var errConnClosed = errors.New("connection closed")
 
 // frameError answers a frame that could not be read, when it makes sense,
 // and counts it.
-func (c *conn) frameError(err error) {
+func (c *conn) frameError(ctx context.Context, err error) {
 	var code wire.Code
 	switch {
 	case readerGone(err):
 		if c.sess != nil {
-			c.finish(wire.CardGone, "read.failed", "reader gone between phases: "+err.Error(), 0)
+			c.endOnHost(ctx, wire.CardGone, "reader gone between phases: "+err.Error())
 		}
 		return
 	case isTimeout(err):
 		if c.sess != nil { // the reader stalled in the middle of a read
-			c.finish(wire.Timeout, "read.failed", "reader stalled between phases", 0)
+			c.endOnHost(ctx, wire.Timeout, "reader stalled between phases")
 			c.flush()
 		}
 		return // else an idle connection
@@ -478,12 +500,14 @@ func (c *conn) handle(ctx context.Context, msgs []wire.Message) (fatal bool) {
 			if c.sess == nil {
 				return c.protocolError(wire.UnexpectedMessage, fmt.Sprintf("%T outside a session", m))
 			}
-			if ok, fatal := c.phase(ctx, m); !ok {
-				if fatal {
-					return true
-				}
-				return c.dropRest(msgs[i+1:])
+			n, ok, fatal := c.requests(ctx, msgs[i:])
+			if fatal {
+				return true
 			}
+			if !ok {
+				return c.dropRest(msgs[i+n:])
+			}
+			i += n - 1
 		default:
 			return c.protocolError(wire.UnexpectedMessage, fmt.Sprintf("unexpected %T", m))
 		}
@@ -524,10 +548,15 @@ func (c *conn) protocolError(code wire.Code, detail string) bool {
 
 var errProtocol = errors.New("reader protocol error")
 
-func (c *conn) sendError(code wire.Code, retry time.Duration, msg string) {
+// countError counts an Error sent to a reader, by code.
+func (c *conn) countError(code wire.Code) {
 	if int(code) < len(c.s.errs) {
 		c.s.errs[code].Add(1)
 	}
+}
+
+func (c *conn) sendError(code wire.Code, retry time.Duration, msg string) {
+	c.countError(code)
 	if len(msg) > 200 {
 		msg = msg[:200]
 	}

@@ -43,6 +43,10 @@ func (w *stopwatch) pause() {
 	}
 }
 
+// exclude takes d, spent elsewhere (the session host's SAM time), out of
+// the overhead.
+func (w *stopwatch) exclude(d time.Duration) { w.total -= d }
+
 func (w *stopwatch) timing() ReadTiming {
 	t := ReadTiming{Overhead: w.total, Total: time.Since(w.started), Hold: time.Since(w.leased), ReaderWait: w.wait}
 	if !w.since.IsZero() {

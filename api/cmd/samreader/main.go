@@ -107,13 +107,14 @@ func newRoot() *cobra.Command {
 
 func newRead() *cobra.Command {
 	var (
-		creds   string
-		cf      cardFlags
-		asJSON  bool
-		noBatch bool
-		fp      bool
-		retries int
-		timeout time.Duration
+		creds    string
+		cf       cardFlags
+		asJSON   bool
+		noBatch  bool
+		fp       bool
+		retries  int
+		timeout  time.Duration
+		unsigned bool
 	)
 	cmd := &cobra.Command{
 		Use:   "read",
@@ -127,7 +128,7 @@ func newRead() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			c, err := client.New(b, client.WithBatching(!noBatch), client.WithRetries(retries))
+			c, err := client.New(b, client.WithBatching(!noBatch), client.WithRetries(retries), client.WithUnsignedKeyShares(unsigned))
 			if err != nil {
 				return err
 			}
@@ -154,6 +155,7 @@ func newRead() *cobra.Command {
 	cmd.Flags().BoolVar(&fp, "fingerprint", false, "ask for the fingerprint file too (30 10)")
 	cmd.Flags().DurationVar(&timeout, "timeout", 15*time.Second, "give up after this long")
 	cmd.Flags().IntVar(&retries, "retries", 2, "retry busy / SAM-fault / broken-connection reads this many times")
+	cmd.Flags().BoolVar(&unsigned, "allow-unsigned-key-share", false, "read from an appliance that does not sign its key shares (older than PROTOCOL.md §8.1)")
 	return cmd
 }
 
