@@ -123,7 +123,10 @@ func waitCaughtUp(ctx context.Context, s *raftstore.Store) error {
 	defer t.Stop()
 	for {
 		if s.IsLeader() {
-			return nil
+			// A restarted leader replays its log after the election:
+			// until a barrier returns, reads see an old state (a revoked
+			// operator not yet revoked).
+			return s.Barrier(ctx)
 		}
 		st := s.Raft().Stats()
 		var commit uint64

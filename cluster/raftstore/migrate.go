@@ -48,6 +48,11 @@ func (s *Store) MigrateLocal(ctx context.Context, oldDB string) error {
 	if err := s.WaitLeader(ctx); err != nil {
 		return fmt.Errorf("raftstore: migrate: no leader: %w", err)
 	}
+	// raft refuses a user restore until the bootstrap configuration entry
+	// is applied.
+	if err := s.Barrier(ctx); err != nil {
+		return fmt.Errorf("raftstore: migrate: %w", err)
+	}
 	if err := s.Restore(&b); err != nil {
 		return fmt.Errorf("raftstore: migrate %s: %w", oldDB, err)
 	}
