@@ -352,13 +352,14 @@ type load struct {
 	stop chan struct{}
 	wg   sync.WaitGroup
 
-	mu   sync.Mutex
-	ok   int
-	errs []error
+	mu     sync.Mutex
+	ok     int
+	errs   []error
+	byAddr map[string]int // successful reads by the address they went to
 }
 
 func (lb *vlab) startLoad(b *credentials.Bundle, readers int) *load {
-	l := &load{stop: make(chan struct{})}
+	l := &load{stop: make(chan struct{}), byAddr: map[string]int{}}
 	for r := range readers {
 		c, err := client.New(b, client.WithDialer(lb.dial), client.WithRetries(8), client.WithAddressTimeout(time.Second))
 		if err != nil {
@@ -380,6 +381,7 @@ func (lb *vlab) startLoad(b *credentials.Bundle, readers int) *load {
 				l.mu.Lock()
 				if err == nil {
 					l.ok++
+					l.byAddr[c.Addr()]++
 				} else {
 					l.errs = append(l.errs, err)
 				}
@@ -414,7 +416,7 @@ func (l *load) check(t testing.TB) {
 		}
 		t.Errorf("a read failed without a retryable code: %v", err)
 	}
-	t.Logf("load: %d reads ok, %d ended with a retryable code", l.ok, retryable)
+	t.Logf("load: %d reads ok (by address: %v), %d ended with a retryable code", l.ok, l.byAddr, retryable)
 	if l.ok == 0 {
 		t.Fatal("no read succeeded under load")
 	}
