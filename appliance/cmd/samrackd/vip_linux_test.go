@@ -335,6 +335,18 @@ func (lb *vlab) addReader(serial string) *credentials.Bundle {
 	if !slices.Equal(got, want) || b.Server != labVIPAddr {
 		t.Fatalf("bundle: server %q servers %q, want %s first, then %v", b.Server, b.Servers, labVIPAddr, want[1:])
 	}
+	// Every appliance serves readers from its own applied state: wait
+	// until each has applied the new reader (a follower that has not
+	// answers 101 unknown reader, which is not retryable).
+	for i := range lb.procs {
+		waitFor(t, fmt.Sprintf("n%d to know reader %s", i+1, serial), 30*time.Second, func() bool {
+			var rs []admin.ReaderInfo
+			if lb.admin(i).Do(context.Background(), "GET", "/v1/readers", nil, &rs) != nil {
+				return false
+			}
+			return slices.ContainsFunc(rs, func(r admin.ReaderInfo) bool { return r.Serial == serial })
+		})
+	}
 	return &b
 }
 
@@ -555,7 +567,30 @@ func TestVIPFailover(t *testing.T) {
 		t.Fatalf("after the heal the VIP is on %v", h)
 	}
 	lb.probeVIP(b, 30*time.Second)
+
+	// Graceful stop (SIGTERM) of the leader: the VIP is removed first,
+	// then leadership transferred; another node takes the VIP.
+	waitFor(t, "a leader holding the VIP", 30*time.Second, func() bool {
+		leader = lb.leader()
+		h := lb.holders()
+		return leader >= 0 && len(h) == 1 && h[0] == leader
+	})
+	stop := time.Now()
+	lb.procs[leader].stop()
+	if lb.hasVIP(lb.nodes[leader]) {
+		t.Fatalf("n%d kept the VIP after a graceful stop", leader+1)
+	}
+	out := lb.procs[leader].out.String()
+	rm := gracefulRe.FindStringIndex(out)
+	tr := strings.Index(out, `msg="vip: transfer"`)
+	if rm == nil || tr < rm[0] {
+		t.Fatalf("n%d's graceful stop: want the VIP removed, then leadership transferred:\n%s", leader+1, out)
+	}
+	lb.probeVIP(b, 30*time.Second)
+	t.Logf("graceful stop of n%d: read through the VIP on another node %v after SIGTERM", leader+1, time.Since(stop).Round(time.Millisecond))
 }
+
+var gracefulRe = regexp.MustCompile(`msg="vip: remove"[^\n]*reason="graceful stop"`)
 
 var fencedRe = regexp.MustCompile(`no quorum contact for ([0-9.]+[mµn]?s)`)
 
