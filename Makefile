@@ -60,6 +60,10 @@ bench: deps ## run the benchmarks (figures via b.ReportMetric)
 bench-flood: deps ## readers under a 20,000-connection flood (SAMRACK_FLOOD_CONNS, SAMRACK_FLOOD_REDIAL): reads ok, p99, peak RSS
 	$(GO) test -run '^$$' -bench '^BenchmarkReaderFlood$$' -benchtime 1x -timeout 10m $(GOTESTFLAGS) ./appliance/
 
+.PHONY: bench-failover
+bench-failover: deps ## as root: >= 5 SIGKILLs of the raft leader (three samrackd in network namespaces, VIP) under a read load: failover-p50-s, failover-max-s
+	$(GO) test -run '^$$' -bench '^BenchmarkFailover$$' -benchtime 1x -timeout 10m $(GOTESTFLAGS) ./appliance/cmd/samrackd/
+
 .PHONY: bench-100m
 bench-100m: ## the card blacklist benchmark at 100 M entries (needs ~4 GB of memory, minutes)
 	SAMRACK_BLACKLIST_N=100000000 $(GO) test -run '^$$' -bench 'Blacklist100M' -benchtime 1000000x -timeout 60m ./cluster/state/

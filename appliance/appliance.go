@@ -26,6 +26,7 @@ import (
 	"github.com/samrack/samrack/appliance/pki"
 	"github.com/samrack/samrack/cluster/raftstore"
 	"github.com/samrack/samrack/cluster/state"
+	"github.com/samrack/samrack/cluster/vip"
 	"github.com/samrack/samrack/drivers/ga467"
 	"github.com/samrack/samrack/drivers/sam"
 	"github.com/samrack/samrack/drivers/samhost"
@@ -57,6 +58,13 @@ type Config struct {
 	// data directory without raft state bootstraps a cluster of one.
 	Join  string
 	Token string
+
+	// VIP, with VIPInterface, is the cluster's virtual IP with its prefix
+	// length (192.0.2.10/24) and the interface that carries it (eth0): it
+	// follows the raft leader (vip.go) and comes first in credential
+	// bundles. Empty: no VIP.
+	VIP          string
+	VIPInterface string
 
 	// The simulated rack (used when Rack is nil).
 	SimSAMs   int            // default 8
@@ -104,6 +112,8 @@ type Appliance struct {
 	joins    *joinLimiter   // failed joins by source
 	inv      *inventory     // inventory publisher's trigger
 	joinResp *JoinResponse  // the join answer, for the voter step
+	vip      *vip.Manager   // nil without Config.VIP
+	vipCfg   *vip.Config
 }
 
 // New opens everything an appliance needs; on error nothing stays open.
@@ -191,6 +201,9 @@ func New(cfg Config) (a *Appliance, err error) {
 		return nil, fmt.Errorf("appliance: storage: %w", err)
 	}
 	a.nodes = nodeStore{Store: a.store, a: a}
+	if err := a.setupVIP(); err != nil {
+		return nil, err
+	}
 	if ms, _ := a.store.Members(); len(ms) == 0 {
 		if cfg.Join == "" {
 			return nil, errors.New("appliance: this node is in no cluster: start it with --join ADDR --token T")
@@ -351,6 +364,9 @@ func (a *Appliance) Run(ctx context.Context) error {
 			}
 		}()
 	}
+	if err := a.startVIP(ctx); err != nil { // removes a stale VIP first
+		return err
+	}
 	run("rack", a.rack.Run)
 	run("dispatcher", func(ctx context.Context) error { return a.disp.Serve(ctx, a.readers) })
 	run("admin", a.serveAdmin)
@@ -358,6 +374,7 @@ func (a *Appliance) Run(ctx context.Context) error {
 	a.log.Info("samrack appliance up", "node", a.id, "raft", a.store.LocalAddr(), "readers", a.ReaderAddr(), "admin", a.AdminURL(),
 		"slots", len(a.rack.Slots()), "simulated", a.sim != nil, "data", a.cfg.DataDir)
 	<-ctx.Done()
+	a.stopVIP() // VIP removed, then leadership transferred, while raft still runs
 	wg.Wait()
 	a.log.Info("samrack appliance stopped")
 	select {
@@ -415,7 +432,8 @@ func (a *Appliance) AddReaderBy(ctx context.Context, serial, cipher, note, by st
 	if err := a.store.Apply(ctx, cmd); err != nil {
 		return nil, err
 	}
-	b := &credentials.Bundle{Server: a.advertise(), ServerName: pki.ServerName, ReaderSerial: serial, Cipher: cipher,
+	addrs := a.readerAddrs() // vip.go: the VIP first, then every appliance
+	b := &credentials.Bundle{Server: addrs[0], Servers: addrs, ServerName: pki.ServerName, ReaderSerial: serial, Cipher: cipher,
 		KeyHex: hex.EncodeToString(key), CertPEM: string(certPEM), KeyPEM: string(keyPEM), CAPEM: string(a.pki.CAPEM())}
 	return b, nil
 }

@@ -38,6 +38,8 @@ import (
 type Option func(*options)
 
 type options struct {
+	dialer      DialFunc
+	addrTimeout time.Duration
 	batch       bool
 	suites      []suite.ID
 	dialTimeout time.Duration
@@ -78,10 +80,12 @@ func WithLocalAddr(a net.Addr) Option { return func(o *options) { o.localAddr = 
 
 // WithRetries makes Read try again, up to n more times, when the appliance
 // answers with a retryable code (busy, SAM fault, shutting down: after the
-// RetryAfter it gives, at least 50 ms) or the connection breaks (the
-// appliance failed: Read re-dials, through the cluster's virtual IP, and
-// runs the whole read again while the card is still in the field). The
-// default is 0: errors are returned to the caller.
+// RetryAfter it gives, at least 50 ms), the connection breaks (the
+// appliance failed: Read re-dials after 50 ms, through the bundle's
+// addresses, the cluster's virtual IP first, and runs the whole read again
+// while the card is still in the field) or no address answers (after 100 ms
+// doubling up to 1 s; see dial.go). The default is 0: errors are returned
+// to the caller.
 func WithRetries(n int) Option { return func(o *options) { o.retries = n } }
 
 // WithBatching turns batching of messages into frames on (the default) or
@@ -94,8 +98,9 @@ func WithBatching(on bool) Option { return func(o *options) { o.batch = on } }
 // samrack appliance speaks.
 func WithSuites(ids ...suite.ID) Option { return func(o *options) { o.suites = ids } }
 
-// WithTimeouts sets the connect timeout (default 8 s) and the per-read
-// timeout used when the context has no deadline (default 10 s).
+// WithTimeouts sets the connect timeout (default 8 s; with several
+// addresses in the bundle each gets at most WithAddressTimeout) and the
+// per-read timeout used when the context has no deadline (default 10 s).
 func WithTimeouts(dial, read time.Duration) Option {
 	return func(o *options) { o.dialTimeout, o.readTimeout = dial, read }
 }
@@ -105,6 +110,7 @@ func WithTimeouts(dial, read time.Duration) Option {
 // reader, or several for load).
 type Client struct {
 	b    *credentials.Bundle
+	ds   dialState // ds is guarded by mu
 	key  []byte
 	tls  *tls.Config
 	opts options
@@ -186,10 +192,9 @@ func (c *Client) connectLocked(ctx context.Context) error {
 	if c.conn != nil {
 		return nil
 	}
-	d := tls.Dialer{NetDialer: &net.Dialer{Timeout: c.opts.dialTimeout, LocalAddr: c.opts.localAddr}, Config: c.tls}
-	nc, err := d.DialContext(ctx, "tcp", c.b.Server)
+	nc, err := c.dialLocked(ctx) // dial.go: the bundle's addresses in turn
 	if err != nil {
-		return fmt.Errorf("samrack: connect %s: %w", c.b.Server, err)
+		return err
 	}
 	c.conn, c.br = nc, bufio.NewReaderSize(nc, 16<<10)
 	if tc, ok := nc.(*tls.Conn); ok {
@@ -262,6 +267,11 @@ func (c *Client) Read(ctx context.Context, rf idcard.RF, ro ReadOptions) (*Resul
 			return res, nil
 		}
 		wait, retry := retryable(err)
+		var ue *UnreachableError
+		if errors.As(err, &ue) {
+			ue.Attempts = attempt + 1
+			wait = unreachableBackoff(attempt)
+		}
 		if !retry || attempt >= c.opts.retries {
 			return nil, err
 		}
@@ -283,7 +293,7 @@ func retryable(err error) (time.Duration, bool) {
 		return max(we.RetryAfter, minWait), we.Code.Retryable()
 	}
 	var ne net.Error
-	if errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) {
+	if errors.Is(err, ErrUnreachable) || errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) {
 		return minWait, true
 	}
 	return 0, false

@@ -13,7 +13,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
+	"strconv"
 )
 
 // Ciphers for the reader key.
@@ -24,7 +26,7 @@ const (
 
 // Bundle is a reader's credentials. The JSON form is the file format.
 type Bundle struct {
-	Server       string `json:"server"`        // host:port of the appliance (or VIP)
+	Server       string `json:"server"`        // host:port of the appliance (or VIP); the first of Servers when both are set
 	ServerName   string `json:"server_name"`   // name in the appliance certificate
 	ReaderSerial string `json:"reader_serial"` // also the certificate's CommonName
 	Cipher       string `json:"cipher"`        // CipherSM4 or CipherAES
@@ -32,6 +34,42 @@ type Bundle struct {
 	CertPEM      string `json:"cert_pem"`      // reader client certificate
 	KeyPEM       string `json:"key_pem"`       // its private key
 	CAPEM        string `json:"ca_pem"`        // CA of the appliance certificates
+
+	// Servers lists, in order, the addresses a reader tries: the
+	// cluster's virtual IP first, then each appliance's own reader
+	// address (api/PROTOCOL.md §2). Readers that predate it use Server.
+	Servers []string `json:"servers,omitempty"`
+}
+
+// MaxServers bounds the addresses of a bundle.
+const MaxServers = 16
+
+// Addresses are the addresses to try, in order: Servers, or Server alone
+// in a bundle without Servers.
+func (b *Bundle) Addresses() []string {
+	if len(b.Servers) > 0 {
+		return b.Servers
+	}
+	return []string{b.Server}
+}
+
+// checkAddr accepts host:port with a host of 1–253 bytes and a port of
+// 1–65535.
+func checkAddr(a string) error {
+	if len(a) > 261 {
+		return fmt.Errorf("%w: server address of %d bytes", ErrBundle, len(a))
+	}
+	host, port, err := net.SplitHostPort(a)
+	if err != nil {
+		return fmt.Errorf("%w: server %q: want host:port", ErrBundle, a)
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
+		return fmt.Errorf("%w: server %q: port must be 1–65535", ErrBundle, a)
+	}
+	if host == "" {
+		return fmt.Errorf("%w: server %q: no host", ErrBundle, a)
+	}
+	return nil
 }
 
 // ErrBundle reports an unusable bundle.
@@ -49,12 +87,24 @@ func (b *Bundle) Key() ([]byte, error) {
 // Validate checks every field is present and well-formed.
 func (b *Bundle) Validate() error {
 	switch {
-	case b.Server == "":
+	case b.Server == "" && len(b.Servers) == 0:
 		return fmt.Errorf("%w: no server", ErrBundle)
+	case len(b.Servers) > MaxServers:
+		return fmt.Errorf("%w: %d servers, at most %d", ErrBundle, len(b.Servers), MaxServers)
 	case b.ReaderSerial == "" || len(b.ReaderSerial) > 32:
 		return fmt.Errorf("%w: reader serial must be 1–32 characters", ErrBundle)
 	case b.Cipher != CipherSM4 && b.Cipher != CipherAES:
 		return fmt.Errorf("%w: cipher %q (want sm4 or aes)", ErrBundle, b.Cipher)
+	}
+	for _, a := range b.Addresses() {
+		if err := checkAddr(a); err != nil {
+			return err
+		}
+	}
+	if b.Server != "" {
+		if err := checkAddr(b.Server); err != nil {
+			return err
+		}
 	}
 	if _, err := b.Key(); err != nil {
 		return err

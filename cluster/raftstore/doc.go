@@ -16,7 +16,9 @@
 // One file per concept, as in hashicorp/raft: store.go (Open, Apply,
 // Close), fsm.go (the raft.FSM adapter), transport.go (the TLS stream
 // layer), identity.go (node certificates), membership.go (AddVoter,
-// RemoveServer, TransferLeadership, Barrier), errors.go, migrate.go (a data
+// RemoveServer, TransferLeadership, Barrier), leadership.go (raft's
+// leadership as cluster/vip's Manager needs it: NotifyCh, VerifyLeader
+// rounds for the quorum contact), errors.go, migrate.go (a data
 // directory from before raft), check.go (a damaged raft.db or snapshot is
 // refused with ErrDamaged), faults.go (FaultLayer: cut links to peers, for
 // tests and chaos drills only).

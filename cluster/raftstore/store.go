@@ -69,7 +69,13 @@ type Store struct {
 	done      chan struct{}
 	closeOnce sync.Once
 	closeErr  error
-	wg        sync.WaitGroup // the halt watcher
+	wg        sync.WaitGroup // the halt watcher, the leadership watcher and verifier
+
+	lease     time.Duration // raft's LeaderLeaseTimeout
+	notify    chan bool     // raft's NotifyCh, read by watchLeader
+	leaderOut chan bool     // Leadership.LeaderCh
+	lmu       sync.Mutex    // lmu guards ldr
+	ldr       *Leadership
 }
 
 var _ state.Store = (*Store)(nil)
@@ -92,7 +98,8 @@ func Open(cfg Config) (s *Store, err error) {
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("raftstore: %w", err)
 	}
-	st := &Store{FSM: state.NewFSM(), cfg: cfg, log: cfg.Logger, halt: make(chan error, 1), done: make(chan struct{})}
+	st := &Store{FSM: state.NewFSM(), cfg: cfg, log: cfg.Logger, halt: make(chan error, 1), done: make(chan struct{}),
+		notify: make(chan bool, 8), leaderOut: make(chan bool)}
 	s = st
 	defer func() {
 		if err != nil {
@@ -122,6 +129,8 @@ func Open(cfg Config) (s *Store, err error) {
 	if cfg.TuneVoters != nil {
 		cfg.TuneVoters(rc, storedVoters(s.logs, s.snaps))
 	}
+	rc.NotifyCh = s.notify // read at once by watchLeader (raft blocks on it)
+	s.lease = rc.LeaderLeaseTimeout
 	if err := raft.ValidateConfig(rc); err != nil {
 		return nil, fmt.Errorf("raftstore: %w", err)
 	}
@@ -147,8 +156,9 @@ func Open(cfg Config) (s *Store, err error) {
 		}
 		return nil, fmt.Errorf("raftstore: %w", err)
 	}
-	s.wg.Add(1)
+	s.wg.Add(2)
 	go s.watchHalt()
+	go s.watchLeader()
 	return s, nil
 }
 
@@ -168,7 +178,9 @@ func (s *Store) watchHalt() {
 // Close stops raft and closes the stores and the transport.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
+		s.lmu.Lock() // no verifier starts after this
 		close(s.done)
+		s.lmu.Unlock()
 		s.wg.Wait()
 		s.closeErr = s.closeParts()
 	})
@@ -179,6 +191,9 @@ func (s *Store) closeParts() error {
 	var errs []error
 	if s.raft != nil {
 		errs = append(errs, s.raft.Shutdown().Error())
+	}
+	if c, ok := s.trans.(interface{ CloseStreams() }); ok {
+		c.CloseStreams() // pooled connections: their handlers on the peers end
 	}
 	if c, ok := s.trans.(io.Closer); ok {
 		errs = append(errs, c.Close())

@@ -8,8 +8,9 @@ import (
 	"github.com/samrack/samrack/cluster/vip"
 )
 
-// raftLeadership stands for the appliance's adapter of *raft.Raft:
-// LeaderCh is raft's LeaderCh, Barrier raft.Barrier(timeout).Error(),
+// raftLeadership stands for the appliance's adapter of *raft.Raft,
+// raftstore.Leadership (cluster/raftstore/leadership.go): LeaderCh is fed
+// from raft's NotifyCh, Barrier raft.Barrier(timeout).Error(),
 // QuorumContact the start of the last raft.VerifyLeader() that passed (a
 // goroutine the adapter owns runs one every LeaseTimeout/4 while leader),
 // LeaseTimeout Config().LeaderLeaseTimeout and TransferLeadership

@@ -42,7 +42,7 @@ func TestMain(m *testing.M) {
 
 // proc is one samrackd process.
 type proc struct {
-	t    *testing.T
+	t    testing.TB
 	name string
 	data string
 	cmd  *exec.Cmd
@@ -162,7 +162,7 @@ func (p *proc) adminAddr() string {
 	return strings.TrimPrefix(p.client().Base, "https://")
 }
 
-func members(t *testing.T, c *admin.Client) []admin.Member {
+func members(t testing.TB, c *admin.Client) []admin.Member {
 	t.Helper()
 	var ms []admin.Member
 	if err := c.Do(context.Background(), "GET", "/v1/cluster/members", nil, &ms); err != nil {
@@ -172,7 +172,7 @@ func members(t *testing.T, c *admin.Client) []admin.Member {
 }
 
 // waitFor polls cond every 20 ms until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) time.Duration {
+func waitFor(t testing.TB, what string, d time.Duration, cond func() bool) time.Duration {
 	t.Helper()
 	start := time.Now()
 	tick := time.NewTicker(20 * time.Millisecond)
@@ -199,7 +199,7 @@ func leaderOf(ms []admin.Member) (string, int) {
 	return id, voters
 }
 
-func token(t *testing.T, c *admin.Client, ttl string) string {
+func token(t testing.TB, c *admin.Client, ttl string) string {
 	t.Helper()
 	var tok admin.Token
 	if err := c.Do(context.Background(), "POST", "/v1/cluster/tokens", admin.TokenRequest{TTL: ttl}, &tok); err != nil {

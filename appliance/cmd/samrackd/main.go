@@ -34,6 +34,7 @@ func newRoot() *cobra.Command {
 		logLevel  string
 		auditSize = byteSize(appliance.DefaultAuditMaxSize)
 		bootstrap bool
+		config    string
 	)
 	cmd := &cobra.Command{
 		Use:           "samrackd",
@@ -42,6 +43,11 @@ func newRoot() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if config != "" {
+				if err := applyConfigFile(cmd.Flags(), config); err != nil {
+					return err
+				}
+			}
 			var lvl slog.Level
 			if err := lvl.UnmarshalText([]byte(logLevel)); err != nil {
 				return err
@@ -76,6 +82,9 @@ func newRoot() *cobra.Command {
 	f.BoolVar(&bootstrap, "bootstrap", false, "start the first node of a new cluster and its CA (what a data directory without state does anyway)")
 	f.StringVar(&cfg.Join, "join", "", "join the cluster of the appliance whose admin API is at this host:port (with --token)")
 	f.StringVar(&cfg.Token, "token", os.Getenv("SAMRACK_JOIN_TOKEN"), "join token from `samctl cluster token` ($SAMRACK_JOIN_TOKEN)")
+	f.StringVar(&cfg.VIP, "vip", "", "the cluster's virtual IP with its prefix length (192.0.2.10/24): held by the raft leader, first in credential bundles")
+	f.StringVar(&cfg.VIPInterface, "vip-interface", "", "the interface that carries --vip (eth0)")
+	f.StringVar(&config, "config", "", "YAML file of flag values (keys: the flag names, e.g. vip: 192.0.2.10/24); the command line wins")
 	f.IntVar(&cfg.SimSAMs, "sim-sams", 8, "virtual SAMs in the simulated rack")
 	f.DurationVar(&simRead, "sim-read-time", sim.DefaultSAMTiming.Read, "a virtual SAM's own time per read")
 	f.BoolVar(&cfg.AuditStderr, "audit-stderr", false, "copy audit events to stderr")
