@@ -10,6 +10,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -355,7 +356,8 @@ func testRelease(t *testing.T, newHost NewHost) {
 	s.Release(context.Background(), why)
 	select {
 	case err := <-r.pool.released:
-		if !errors.Is(err, sam.ErrCardLink) || !errors.Is(err, why) {
+		// A forwarded host carries the outcome's text, not its identity.
+		if !errors.Is(err, sam.ErrCardLink) || !strings.Contains(err.Error(), why.Error()) {
 			t.Fatalf("released with %v", err)
 		}
 	default:
