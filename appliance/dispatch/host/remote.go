@@ -35,6 +35,8 @@ const defaultTurn = 30 * time.Second
 
 // Server serves a Host to the peers of a link.
 type Server struct {
+	// Counts, if set, records the Counts peers announce (Announce).
+	Counts *Counts
 	h      Host
 	mu     sync.Mutex
 	leases map[[16]byte]*served
@@ -72,6 +74,11 @@ func (sv *Server) Handle(c clink.Conn, st net.Conn) {
 		rtyp, reply = sv.step(c, st, p)
 	case frRelease:
 		rtyp, reply = sv.release(c, p)
+	case frCount:
+		if n, err := decodeCount(p); err == nil && sv.Counts != nil {
+			sv.Counts.Set(c.Peer, n)
+		}
+		return
 	default:
 		rtyp, reply = frError, encodeError(fmt.Errorf("%w: frame type %d", ErrBadFrame, typ))
 	}
@@ -187,6 +194,9 @@ func (sv *Server) drop(c clink.Conn, id [16]byte, outcome error) {
 
 // Down releases every lease connection c carried (clink.Config.Down).
 func (sv *Server) Down(c clink.Conn) {
+	if sv.Counts != nil {
+		sv.Counts.Forget(c.Peer)
+	}
 	sv.releaseAll(func(l *served) bool { return l.conn == c }, fmt.Errorf("link to %s lost", c.Peer))
 }
 

@@ -194,4 +194,3 @@ type noteLease struct {
 }
 
 func (l *noteLease) Release(outcome error) { l.Lease.Release(outcome); l.released <- outcome }
-
