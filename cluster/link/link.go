@@ -438,3 +438,29 @@ func (l *Link) Close() error {
 	l.wg.Wait()
 	return nil
 }
+
+// ErrConnGone reports a stream asked of a connection that has ended.
+var ErrConnGone = errors.New("link: connection ended")
+
+// OpenOn opens a stream on connection c only (what c carries, such as a
+// lease, ends with it): without waiting for a new connection.
+func (l *Link) OpenOn(ctx context.Context, c Conn) (net.Conn, error) {
+	l.mu.Lock()
+	p := l.peers[c.Peer]
+	var sess *yamux.Session
+	if p != nil && p.conn == c && !l.closed {
+		sess = p.sess
+	}
+	l.mu.Unlock()
+	if sess == nil || sess.IsClosed() {
+		return nil, fmt.Errorf("%w: %s #%d", ErrConnGone, c.Peer, c.Seq)
+	}
+	s, err := sess.OpenStream()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrConnGone, err)
+	}
+	if d, ok := ctx.Deadline(); ok {
+		s.SetDeadline(d)
+	}
+	return s, nil
+}

@@ -244,28 +244,35 @@ func (r *Remote) Peer() string { return r.peer }
 var ErrLink = errors.New("host: link to peer failed")
 
 // call sends one request and reads its reply, within ctx.
-func (r *Remote) call(ctx context.Context, typ uint8, req []byte) (uint8, []byte, error) {
-	st, _, err := r.l.Open(ctx, r.peer)
+// A call on a placed session goes on that session's connection (on (non-zero)).
+func (r *Remote) call(ctx context.Context, on clink.Conn, typ uint8, req []byte) (uint8, []byte, clink.Conn, error) {
+	var st net.Conn
+	var err error
+	if on != (clink.Conn{}) {
+		st, err = r.l.OpenOn(ctx, on)
+	} else {
+		st, on, err = r.l.Open(ctx, r.peer)
+	}
 	if err != nil {
 		if ctx.Err() != nil {
-			return 0, nil, ctx.Err()
+			return 0, nil, on, ctx.Err()
 		}
-		return 0, nil, fmt.Errorf("%w: %w", ErrLink, err)
+		return 0, nil, on, fmt.Errorf("%w: %w", ErrLink, err)
 	}
 	defer st.Close()
 	stop := context.AfterFunc(ctx, func() { st.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
 	if err := clink.WriteFrame(st, typ, req); err != nil {
-		return 0, nil, r.fail(ctx, err)
+		return 0, nil, on, r.fail(ctx, err)
 	}
 	rt, p, err := clink.ReadFrame(st, 0)
 	if err != nil {
-		return 0, nil, r.fail(ctx, err)
+		return 0, nil, on, r.fail(ctx, err)
 	}
 	if rt == frError {
-		return 0, nil, decodeError(p)
+		return 0, nil, on, decodeError(p)
 	}
-	return rt, p, nil
+	return rt, p, on, nil
 }
 
 func (r *Remote) fail(ctx context.Context, err error) error {
@@ -282,7 +289,7 @@ func (r *Remote) Place(ctx context.Context, p *Placement) (Session, *Placed, err
 	if err != nil {
 		return nil, nil, err
 	}
-	rt, b, err := r.call(ctx, frPlace, req)
+	rt, b, on, err := r.call(ctx, clink.Conn{}, frPlace, req)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -293,12 +300,13 @@ func (r *Remote) Place(ctx context.Context, p *Placement) (Session, *Placed, err
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: %w", ErrLink, err)
 	}
-	return &remoteSession{r: r, id: id}, placed, nil
+	return &remoteSession{r: r, id: id, on: on}, placed, nil
 }
 
 type remoteSession struct {
 	r  *Remote
 	id [16]byte
+	on clink.Conn // the connection the lease is bound to
 	mu sync.Mutex
 	// ended: the session ended or was released; nothing more is sent.
 	ended bool
@@ -317,7 +325,7 @@ func (s *remoteSession) Step(ctx context.Context, in *Input) (*Output, error) {
 	if err != nil {
 		return nil, err
 	}
-	rt, b, err := s.r.call(ctx, frStep, req)
+	rt, b, _, err := s.r.call(ctx, s.on, frStep, req)
 	if errors.Is(err, ErrNoLease) {
 		err = fmt.Errorf("%w (%w)", ErrSessionGone, err)
 	}
@@ -357,5 +365,5 @@ func (s *remoteSession) Release(ctx context.Context, outcome error) {
 		ctx, cancel = context.WithTimeout(context.Background(), releaseGrace)
 		defer cancel()
 	}
-	s.r.call(ctx, frRelease, encodeRelease(s.id, outcome))
+	s.r.call(ctx, s.on, frRelease, encodeRelease(s.id, outcome))
 }
