@@ -9,6 +9,7 @@ require (
 	github.com/hashicorp/go-hclog v1.6.3
 	github.com/hashicorp/raft v1.8.0
 	github.com/hashicorp/raft-boltdb/v2 v2.3.0
+	github.com/hashicorp/yamux v0.1.2
 	github.com/jonboulle/clockwork v0.4.0
 	github.com/mdlayher/ndp v1.1.0
 	github.com/spf13/cobra v1.10.2

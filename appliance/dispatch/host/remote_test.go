@@ -1,0 +1,196 @@
+package host_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/samrack/samrack/api/suite"
+	"github.com/samrack/samrack/api/wire"
+	"github.com/samrack/samrack/appliance/dispatch/host"
+	"github.com/samrack/samrack/appliance/dispatch/host/hosttest"
+	"github.com/samrack/samrack/cluster/link"
+	"github.com/samrack/samrack/cluster/link/linktest"
+	"github.com/samrack/samrack/drivers/ga467"
+	"github.com/samrack/samrack/drivers/samtest/leaktest"
+)
+
+// forwarded is a Local on node "sam", served over a real link (mutual
+// TLS on loopback) to node "fe".
+type forwarded struct {
+	local  *host.Local
+	server *host.Server
+	nodes  map[string]*linktest.Node
+	remote *host.Remote
+}
+
+func newForwarded(t *testing.T, cfg host.Config) *forwarded {
+	f := &forwarded{local: host.New(cfg)}
+	t.Cleanup(f.local.Close)
+	f.server = host.NewServer(f.local)
+	t.Cleanup(f.server.Close)
+	f.nodes = linktest.Mesh(t, linktest.NewCA(t), linktest.NewMembers("fe", "sam"), func(id string) link.Config {
+		if id == "sam" {
+			return link.Config{Handle: f.server.Handle, Down: f.server.Down}
+		}
+		return link.Config{Handle: func(link.Conn, net.Conn) {}}
+	}, "fe", "sam")
+	f.remote = host.NewRemote(f.nodes["fe"].Link, "sam")
+	return f
+}
+
+// TestRemote runs the session host contract over a forwarded host.
+func TestRemote(t *testing.T) {
+	hosttest.Conformance(t, func(t *testing.T, cfg host.Config) host.Host { return newForwarded(t, cfg).remote })
+}
+
+func shares() []wire.KeyShare {
+	e, _ := suite.Generate(suite.X25519, rand.Reader)
+	return []wire.KeyShare{{Suite: suite.X25519, Public: e.Public()}}
+}
+
+func ctx10(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// rawCall sends one raw frame to the "sam" node from node "from"'s link.
+func rawCall(t *testing.T, l *link.Link, typ uint8, p []byte) (uint8, []byte) {
+	t.Helper()
+	st, _, err := l.Open(ctx10(t), "sam")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if err := link.WriteFrame(st, typ, p); err != nil {
+		t.Fatal(err)
+	}
+	rt, b, err := link.ReadFrame(st, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rt, b
+}
+
+// TestLeaseSafety: a Step or Release on a forged lease ID, a replayed one
+// (after its Release) or one another peer placed is refused and touches
+// nothing; malformed and oversized frames get an error reply, and the
+// link goes on serving.
+func TestLeaseSafety(t *testing.T) {
+	leaktest.Check(t)
+	pool := hosttest.NewPool()
+	local := host.New(host.Config{Pool: pool, HashCard: func([8]byte) string { return "" }})
+	t.Cleanup(local.Close)
+	server := host.NewServer(local)
+	t.Cleanup(server.Close)
+	nodes := linktest.Mesh(t, linktest.NewCA(t), linktest.NewMembers("fe", "fe2", "sam"), func(id string) link.Config {
+		if id == "sam" {
+			return link.Config{Handle: server.Handle, Down: server.Down}
+		}
+		return link.Config{Handle: func(link.Conn, net.Conn) {}}
+	}, "fe", "fe2", "sam")
+	r1 := host.NewRemote(nodes["fe"].Link, "sam")
+	s, _, err := r1.Place(ctx10(t), &host.Placement{KeyShares: shares()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if server.Leases() != 1 {
+		t.Fatalf("%d leases", server.Leases())
+	}
+	// fe2 guesses: it cannot know the ID; a forged one is refused.
+	var forged [16]byte
+	rand.Read(forged[:])
+	step := append(forged[:], 0, 0, 0, 100, 0)
+	if rt, b := rawCall(t, nodes["fe2"].Link, 3, step); rt != 7 || !bytes.Equal(b, []byte{7}) {
+		t.Fatalf("forged lease: reply %d % x", rt, b)
+	}
+	// Malformed, unknown and oversized frames.
+	for name, p := range map[string][]byte{"short step": {1, 2}, "bad kind": append(forged[:], 0, 0, 0, 1, 9)} {
+		if rt, _ := rawCall(t, nodes["fe2"].Link, 3, p); rt != 7 {
+			t.Errorf("%s: reply %d", name, rt)
+		}
+	}
+	if rt, _ := rawCall(t, nodes["fe2"].Link, 99, nil); rt != 7 {
+		t.Errorf("unknown frame type: reply %d", rt)
+	}
+	st, _, err := nodes["fe2"].Link.Open(ctx10(t), "sam")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Write([]byte{1, 3, 0x7f, 0xff, 0xff, 0xff}) // 2 GiB announced
+	st.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if n, err := st.Read(make([]byte, 1)); n != 0 || err == nil {
+		t.Errorf("oversized frame answered: %d %v", n, err)
+	}
+	st.Close()
+	if server.Leases() != 1 {
+		t.Fatalf("bad input touched the leases: %d", server.Leases())
+	}
+	// The real session still works; after its Release the ID is dead.
+	if _, err := s.Step(ctx10(t), &host.Input{}); err != nil {
+		t.Fatalf("Step: %v", err)
+	}
+	s.Release(ctx10(t), nil)
+	if server.Leases() != 0 {
+		t.Fatalf("%d leases after Release", server.Leases())
+	}
+}
+
+// TestLinkDown: when the front end's link goes, the SAM side releases
+// every lease it carried, at once (not at the idle timeout).
+func TestLinkDown(t *testing.T) {
+	leaktest.Check(t)
+	released := make(chan error, 1)
+	pool := &notePool{Pool: hosttest.NewPool(), released: released}
+	local := host.New(host.Config{Pool: pool, HashCard: func([8]byte) string { return "" }, IdleTimeout: time.Hour})
+	t.Cleanup(local.Close)
+	server := host.NewServer(local)
+	t.Cleanup(server.Close)
+	nodes := linktest.Mesh(t, linktest.NewCA(t), linktest.NewMembers("fe", "sam"), func(id string) link.Config {
+		if id == "sam" {
+			return link.Config{Handle: server.Handle, Down: server.Down}
+		}
+		return link.Config{Handle: func(link.Conn, net.Conn) {}}
+	}, "fe", "sam")
+	r := host.NewRemote(nodes["fe"].Link, "sam")
+	if _, _, err := r.Place(ctx10(t), &host.Placement{KeyShares: shares()}); err != nil {
+		t.Fatal(err)
+	}
+	nodes["fe"].Link.Close()
+	select {
+	case err := <-released:
+		if err == nil {
+			t.Fatal("released as a clean session")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the lease of a lost link was never released")
+	}
+	if server.Leases() != 0 {
+		t.Fatalf("%d leases left", server.Leases())
+	}
+}
+
+// notePool reports each lease's release.
+type notePool struct {
+	host.Pool
+	released chan error
+}
+
+func (p *notePool) Lease(ctx context.Context, prefer []ga467.SAMID) (host.Lease, error) {
+	l, err := p.Pool.Lease(ctx, prefer)
+	if err != nil {
+		return nil, err
+	}
+	return &noteLease{Lease: l, released: p.released}, nil
+}
+
+type noteLease struct {
+	host.Lease
+	released chan error
+}
+
+func (l *noteLease) Release(outcome error) { l.Lease.Release(outcome); l.released <- outcome }
