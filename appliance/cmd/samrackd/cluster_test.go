@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -371,15 +372,7 @@ func TestCluster(t *testing.T) {
 	if err := c3.Upload(ctx, "POST", "/v1/cluster/snapshot", admin.SnapshotType, bytes.NewReader(backup.Bytes()), nil); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the restored state on every node", 30*time.Second, func() bool {
-		for _, c := range []*admin.Client{c1, c2, c3} {
-			var l admin.CardList
-			if c.Do(ctx, "GET", "/v1/blacklist/cards", nil, &l); l.Count != 4 {
-				return false
-			}
-		}
-		return true
-	})
+	waitRestored(t, map[string]*admin.Client{"n1": c1, "n2": c2, "n3": c3}, 4)
 
 	// A killed leader: the other two elect a new one and take writes; then
 	// the dead node is removed.
@@ -416,5 +409,51 @@ func TestCluster(t *testing.T) {
 		if id != dead {
 			p.stop()
 		}
+	}
+}
+
+// waitRestored waits up to 30 s for every node to serve the restored state
+// (cards blacklisted cards). On a timeout it says which nodes do not, and
+// what each node knows of raft: the member list as that node sees it
+// (role, raft state, applied index, last contact), so that a node that
+// never installed the leader's snapshot stands out from one whose reads
+// are stale.
+func waitRestored(t *testing.T, nodes map[string]*admin.Client, cards int) {
+	t.Helper()
+	ctx := context.Background()
+	names := slices.Sorted(maps.Keys(nodes))
+	lagging := func() []string {
+		var out []string
+		for _, n := range names {
+			var l admin.CardList
+			if err := nodes[n].Do(ctx, "GET", "/v1/blacklist/cards", nil, &l); err != nil || l.Count != cards {
+				out = append(out, fmt.Sprintf("%s: %d cards, err %v", n, l.Count, err))
+			}
+		}
+		return out
+	}
+	start := time.Now()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		lag := lagging()
+		if len(lag) == 0 {
+			return
+		}
+		if time.Since(start) > 30*time.Second {
+			var b strings.Builder
+			for _, n := range names {
+				var ms []admin.Member
+				err := nodes[n].Do(ctx, "GET", "/v1/cluster/members", nil, &ms)
+				fmt.Fprintf(&b, "\n  members as %s sees them (err %v):", n, err)
+				for _, m := range ms {
+					fmt.Fprintf(&b, "\n    %s role=%s state=%s applied=%d last_contact=%s local=%v error=%q",
+						m.ID, m.Role, m.State, m.AppliedIndex, m.LastContact, m.Local, m.Error)
+				}
+			}
+			t.Fatalf("timed out after 30s waiting for the restored state (%d cards) on every node; not restored: %s%s",
+				cards, strings.Join(lag, "; "), b.String())
+		}
+		<-tick.C
 	}
 }
