@@ -220,7 +220,7 @@ func (c *conn) collect(ctx context.Context) {
 	}
 	c.out = append(c.out, out.Messages...)
 	if out.End != nil {
-		c.endSession(nil)
+		c.sess = nil
 	}
 }
 
@@ -235,16 +235,13 @@ func (c *conn) hostFailed(ctx context.Context, err error) bool {
 	return false
 }
 
-// ended takes the outcome of a session the host ended (its Error, if
-// any, counted already) and releases it: counted before the SAM is handed
-// back.
+// ended takes the outcome of a session the host ended.
 func (c *conn) ended(o *host.Outcome) (ok, fatal bool) {
+	c.sess = nil
 	if o.Code != 0 {
-		c.endSession(nil)
 		return false, o.Closes
 	}
 	c.s.reads.Add(1)
-	c.endSession(nil)
 	if other, seen := c.s.clone.seen(o.Card, c.reader, c.s.cfg.Now()); seen {
 		c.s.audit(audit.Event{Kind: audit.KindPossibleClone, Reader: c.reader, Card: o.Card, Code: int(wire.PossibleClone),
 			Detail: "also read by reader " + other + " within the clone window"})
@@ -330,8 +327,7 @@ func (c *conn) finish(code wire.Code, kind, detail string, retry time.Duration) 
 	c.endSession(fmt.Errorf("session ended: %s", code))
 }
 
-// endSession releases whatever the session holds: on a session the host
-// ended, once its outcome is counted.
+// endSession releases whatever the session holds.
 func (c *conn) endSession(outcome error) {
 	s := c.sess
 	if s == nil {
@@ -357,8 +353,10 @@ func (c *conn) endOnHost(ctx context.Context, code wire.Code, detail string) {
 		}
 	}
 	c.out = append(c.out, out.Messages...)
-	// Counted: release (a host that goes on after a failure ends here).
-	c.endSession(errors.New(detail))
+	if out.End == nil { // a host that goes on after a failure: end it here
+		c.endSession(errors.New(detail))
+	}
+	c.sess = nil
 }
 
 // errorMessage is the Error message for code: for 404 the parseable list

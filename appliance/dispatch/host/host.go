@@ -24,7 +24,7 @@ type Host interface {
 	// (the queue); with none free by then the error is a *BusyError. A
 	// refusal that is the reader's or the handshake's fault is a
 	// *Refusal. On success the front end owns the Session and must end
-	// it with Release, also after it saw the session end in an Output.
+	// it with Release (or see it end in an Output).
 	Place(ctx context.Context, p *Placement) (Session, *Placed, error)
 }
 
@@ -38,16 +38,12 @@ type Session interface {
 	Step(ctx context.Context, in *Input) (*Output, error)
 	// Release ends the session if it has not ended: the host releases
 	// the SAM's lease with outcome (wrapped in sam.ErrCardLink, so the
-	// rack resets the SAM) and reports nothing more. On a session that
-	// ended in an Output, whose SAM the host keeps until then, it
-	// releases the lease with the session's own outcome (outcome is
-	// ignored): the front end calls it once it has counted the Outcome,
-	// so that whoever sees the SAM back in the pool sees the read or the
-	// error counted. It returns once the lease is released or when ctx
-	// is done, whichever is first; the release happens either way. It may
-	// be called any number of times. A host also releases the lease of a
-	// session whose front end stays silent past its idle timeout (ended
-	// or not), so a front end that goes away never holds a SAM.
+	// rack resets the SAM) and reports nothing more. It returns once the
+	// lease is released or when ctx is done, whichever is first; the
+	// release happens either way. It may be called any number of times,
+	// also after the session ended. A host also releases the lease of a
+	// session whose front end stays silent past its idle timeout, so a
+	// front end that goes away never holds a SAM.
 	Release(ctx context.Context, outcome error)
 }
 
@@ -111,8 +107,7 @@ type Output struct {
 	// waits for that answer: the front end waits no longer for the reader.
 	AnswerWithin time.Duration
 	// End is set when the session ended (its last message is the Result
-	// or the Error); the host releases the lease on the front end's
-	// Release, which follows the front end's counting of the Outcome.
+	// or the Error); the lease has been released.
 	End *Outcome
 	// SAMTime is the time spent inside SAM operations during the Step:
 	// not the appliance's overhead.

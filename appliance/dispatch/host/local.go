@@ -152,8 +152,7 @@ func (h *Local) Place(ctx context.Context, p *Placement) (Session, *Placed, erro
 		return nil, nil, err
 	}
 	s := &session{h: h, reader: p.Reader, declared: p.Declared, prefetch: p.Prefetch,
-		used: make([]bool, len(p.Prefetch)), started: h.cfg.Now(), in: make(chan step), done: make(chan struct{}),
-		freed: make(chan struct{})}
+		used: make([]bool, len(p.Prefetch)), started: h.cfg.Now(), in: make(chan step), done: make(chan struct{})}
 	s.hash = h.cfg.HashCard(s.declared)
 	if _, err := io.ReadFull(h.cfg.Rand, s.id[:]); err != nil {
 		return fail(&Refusal{Code: wire.Internal, Kind: "internal", Detail: "session id: " + err.Error()})

@@ -32,16 +32,15 @@ type step struct {
 	out chan *Output
 }
 
-// session is one placed session. The fields below freed are owned by the
-// session's goroutine (run); Step and Release talk to it through in, ctx,
-// done and freed.
+// session is one placed session. The fields below done are owned by the
+// session's goroutine (run); Step and Release talk to it through in, ctx
+// and done.
 type session struct {
 	h       *Local
 	ctx     context.Context // cancelled by Release and by the host's Close
 	cancel  context.CancelFunc
 	in      chan step
-	done    chan struct{} // closed when the session takes no more Steps
-	freed   chan struct{} // closed when run has returned: the lease is released
+	done    chan struct{} // closed when run has returned: the lease is released
 	relOnce sync.Once
 	relWhy  error // Release's outcome, written before cancel
 
@@ -67,8 +66,7 @@ type session struct {
 	samTime  time.Duration  // inside SAM operations, this Step
 	samSince time.Time      // zero when not inside one
 	end      *Outcome
-	endWhy   error // the lease's release outcome once end is set
-	idle     bool  // the front end fell silent
+	idle     bool // the front end fell silent
 
 	linkErr  error     // why the card link failed, if it did
 	linkCode wire.Code // the wire code for linkErr
@@ -114,27 +112,21 @@ func (s *session) Release(ctx context.Context, outcome error) {
 		s.cancel()
 	})
 	select {
-	case <-s.freed:
+	case <-s.done:
 	case <-ctx.Done():
 	}
 }
 
 // run is the session's goroutine: it takes the front end's inputs in turn
-// until the session ends, then releases the lease.
+// until the session ends.
 func (s *session) run() {
 	defer s.h.wg.Done()
-	defer close(s.freed)
+	defer close(s.done)
 	defer s.cancel()
-	s.serve()
-	close(s.done)
-	s.free()
-}
-
-// serve answers the front end's Steps until the session ended or was left.
-func (s *session) serve() {
 	for s.end == nil {
 		st, ok := s.next()
 		if !ok {
+			s.quit()
 			return
 		}
 		s.cur = st
@@ -152,33 +144,11 @@ func (s *session) serve() {
 			}
 		}
 		if s.ctx.Err() != nil { // released while a SAM operation ran
+			s.quit()
 			return
 		}
 		s.reply(false, 0)
 	}
-}
-
-// free releases the lease once the session is over. A session that ended
-// keeps its SAM until the front end's Release, which comes after the front
-// end counted the outcome: whoever sees the SAM back in the pool also sees
-// the read or the error counted. A front end that never calls Release
-// loses the SAM after the idle timeout, like a silent one.
-func (s *session) free() {
-	if s.lease == nil {
-		return
-	}
-	if s.end == nil {
-		s.quit()
-		return
-	}
-	t := time.NewTimer(s.h.cfg.IdleTimeout)
-	select {
-	case <-s.ctx.Done():
-	case <-t.C:
-	}
-	t.Stop()
-	s.lease.Release(s.endWhy)
-	s.lease = nil
 }
 
 // next waits for the front end's next input. It returns false when the
@@ -349,7 +319,7 @@ func (s *session) phaseOnce(m wire.Message) error {
 	return nil
 }
 
-// deliver runs the checks on the SAM-authenticated serial, ends the session
+// deliver runs the checks on the SAM-authenticated serial, releases the SAM
 // and queues the Result.
 func (s *session) deliver(rd *sam.Reading) {
 	auth := s.h.cfg.HashCard(s.selected)
@@ -379,7 +349,8 @@ func (s *session) deliver(rd *sam.Reading) {
 	clear(data)
 	slot, id := s.lease.Slot(), s.lease.SAMID()
 	hold := time.Since(s.leasedAt)
-	s.endWhy = nil // released by free, once the front end counted the read
+	s.lease.Release(nil)
+	s.lease = nil
 	s.h.audit(audit.Event{Kind: audit.KindReadOK, Reader: s.reader, Card: auth, Slot: slot, SAMID: id.String(), Duration: s.h.cfg.Now().Sub(s.started)})
 	s.msgs = append(s.msgs, &wire.Result{SW3: ga467.SW3OK, Sealed: sealed})
 	s.end = &Outcome{Card: auth, Slot: slot, SAMID: id, Hold: hold, Attempts: s.attempts}
@@ -448,9 +419,10 @@ func (s *session) finish(code wire.Code, kind, detail string, retry time.Duratio
 		detail = detail[:200]
 	}
 	s.msgs = append(s.msgs, &wire.Error{Code: code, RetryAfter: retry, Message: detail})
-	// The SAM, if still leased, is released by free once the front end
-	// counted the Error, with the failure as outcome (so the rack resets it).
-	s.endWhy = fmt.Errorf("%w: %w", sam.ErrCardLink, fmt.Errorf("session ended: %s", code))
+	if s.lease != nil {
+		s.lease.Release(fmt.Errorf("%w: %w", sam.ErrCardLink, fmt.Errorf("session ended: %s", code)))
+		s.lease = nil
+	}
 	s.pending = nil // the session's queued requests end with it
 	s.end = out
 }
