@@ -71,11 +71,11 @@ type Server struct {
 	HashCard  func(serial [8]byte) string                // keyed hash of a card serial for audit events
 	Counters  func() map[string]any                      // dispatcher and audit counters
 	Logger    *slog.Logger
-	MaxImport int64            // bytes of one card list import request (default 64 MiB; samctl sends parts)
+	MaxImport int64 // bytes of one card list import request (default 64 MiB; samctl sends parts)
 	// ImportInFlight is how many chunks of an import are proposed and not
 	// yet applied at a time (default DefaultImportInFlight).
 	ImportInFlight int
-	Now       func() time.Time // certificate validity; default time.Now
+	Now            func() time.Time // certificate validity; default time.Now
 
 	hostNames []string
 	hostIPs   []net.IP
