@@ -17,18 +17,18 @@ type Pending interface {
 }
 
 // Propose proposes cmd through s's Proposer if it has one; otherwise it
-// executes cmd before returning (the Pending is already done).
+// executes cmd before returning (Exec's error is Propose's).
 func Propose(ctx context.Context, s Store, cmd *Command) (Pending, error) {
 	if p, ok := s.(Proposer); ok {
 		return p.Propose(ctx, cmd)
 	}
 	res, err := s.Exec(ctx, cmd)
-	return done{res, err}, nil
+	if err != nil {
+		return nil, err
+	}
+	return done(res), nil
 }
 
-type done struct {
-	res Result
-	err error
-}
+type done Result
 
-func (d done) Wait() (Result, error) { return d.res, d.err }
+func (d done) Wait() (Result, error) { return Result(d), nil }
