@@ -37,6 +37,8 @@ type Options struct {
 	Fast bool
 	// Dir holds the nodes' data directories; default tb.TempDir().
 	Dir string
+	// Tune, if set, adjusts each node's raft configuration last.
+	Tune func(*raft.Config)
 }
 
 // Node is a member of a test cluster.
@@ -148,6 +150,9 @@ func (c *Cluster) start(id string, bootstrap bool) (*Node, error) {
 			}
 			if opt.TrailingLogs > 0 {
 				rc.TrailingLogs = opt.TrailingLogs
+			}
+			if opt.Tune != nil {
+				opt.Tune(rc)
 			}
 		}})
 	if err != nil {
