@@ -45,12 +45,12 @@ func BenchmarkBulkImport(b *testing.B) {
 	leader := c.Leader()
 	e := newImportEnv(b, leader.Store, nil)
 	client := e.client(b)
-	opt := importOptions{}
+	opt := importOptions{Retries: 3} // samctl's default
 	if os.Getenv("SAMRACK_IMPORT_PROGRESS") != "" {
 		opt.Progress, opt.Bar = os.Stderr, isTerminal(os.Stderr)
 	}
 	var elapsed time.Duration
-	var lines int64
+	var lines, retries int64
 	var peak uint64
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -73,10 +73,11 @@ func BenchmarkBulkImport(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if sum.New != int64(n) || sum.Bad != 0 {
+		if sum.New+sum.Present != int64(n) || sum.Bad != 0 || sum.Count != (i+1)*n {
 			b.Fatalf("%+v", sum)
 		}
 		lines += sum.Lines
+		retries += int64(sum.Retries)
 		b.StartTimer()
 	}
 	b.StopTimer()
@@ -91,5 +92,6 @@ func BenchmarkBulkImport(b *testing.B) {
 	b.ReportMetric(float64(fi.Size())/float64(leader.Store.CardCount()), "bytes/entry")
 	b.ReportMetric(float64(peak)/(1<<20), "heap-peak-MB")
 	b.ReportMetric(float64(ms.HeapAlloc)/(1<<20), "heap-after-MB")
+	b.ReportMetric(float64(retries), "retries")
 	b.ReportMetric(0, "ns/op")
 }

@@ -39,6 +39,12 @@ type importOptions struct {
 	Bar      bool          // a bar redrawn in place (a terminal) rather than plain lines
 	Every    time.Duration // how often progress is drawn; default 200 ms for a bar, 10 s for lines
 	Now      func() time.Time
+	// Retries is how many times a part is sent again after a failure that
+	// may pass (a 5xx answer, a broken connection: leadership moved, the
+	// appliance restarted), waiting Backoff (default 1 s), doubled each
+	// time. Only a list that can be read again (a file) is retried.
+	Retries int
+	Backoff time.Duration
 }
 
 // importSummary is what an import did, over all its parts.
@@ -51,7 +57,8 @@ type importSummary struct {
 	BadLines []admin.BadLine `json:"bad_lines,omitempty"` // the first admin.MaxBadLinesReported
 	Parts    int             `json:"parts"`
 	Chunks   int             `json:"chunks"`
-	Count    int             `json:"count"` // cards on the blacklist after
+	Retries  int             `json:"retries,omitempty"` // parts sent again after a failure
+	Count    int             `json:"count"`             // cards on the blacklist after
 	Seconds  float64         `json:"seconds"`
 }
 
@@ -144,27 +151,63 @@ func importList(ctx context.Context, c *admin.Client, r io.Reader, size int64, o
 	prog := &importProgress{size: size, start: opt.Now(), now: opt.Now, bar: opt.Bar, w: opt.Progress}
 	stop := prog.run(opt.Every)
 	br := bufio.NewReaderSize(r, 64<<10)
+	seeker, _ := r.(io.Seeker)
+	var offset int64 // of the next part in r
+	if seeker != nil {
+		var err error
+		if offset, err = seeker.Seek(0, io.SeekCurrent); err != nil {
+			seeker = nil
+		}
+	}
 	line := int64(1) // number of the next part's first line
+	fail := func(err error) (importSummary, error) {
+		stop()
+		sum.Seconds = opt.Now().Sub(prog.start).Seconds()
+		if sum.Parts > 0 {
+			err = fmt.Errorf("%w (lines before %d are imported; run the same import again to complete it)", err, line)
+		}
+		return sum, err
+	}
 	for {
 		if _, err := br.Peek(1); err == io.EOF {
 			break
 		} else if err != nil {
-			stop()
-			return sum, fmt.Errorf("reading the card list: %w", err)
+			return fail(fmt.Errorf("reading the card list: %w", err))
 		}
-		part := &partReader{br: br, limit: opt.PartSize, prog: prog}
-		res, err := c.ImportPart(ctx, part, line, opt.Reason)
-		if err != nil {
-			stop()
-			sum.Seconds = opt.Now().Sub(prog.start).Seconds()
-			if sum.Parts > 0 {
-				err = fmt.Errorf("%w (lines before %d are imported; run the same import again to complete it)", err, line)
+		backoff := opt.Backoff
+		if backoff <= 0 {
+			backoff = time.Second
+		}
+		for attempt := 0; ; attempt++ {
+			part := &partReader{br: br, limit: opt.PartSize, prog: prog}
+			res, err := c.ImportPart(ctx, part, line, opt.Reason)
+			if err == nil {
+				sum.add(res)
+				offset += part.n
+				line += res.Lines
+				prog.setLines(line - 1)
+				break
 			}
-			return sum, err
+			if attempt >= opt.Retries || seeker == nil || !retriable(err) || ctx.Err() != nil {
+				return fail(err)
+			}
+			// Send the part again: whole chunks it applied count as present.
+			sum.Retries++
+			prog.bytes.Add(-part.n)
+			prog.setLines(line - 1)
+			t := time.NewTimer(backoff)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				return fail(ctx.Err())
+			}
+			backoff *= 2
+			if _, err := seeker.Seek(offset, io.SeekStart); err != nil {
+				return fail(fmt.Errorf("reading the card list again: %w", err))
+			}
+			br.Reset(r)
 		}
-		sum.add(res)
-		line += res.Lines
-		prog.setLines(line - 1)
 	}
 	stop()
 	sum.Seconds = opt.Now().Sub(prog.start).Seconds()
@@ -172,6 +215,16 @@ func importList(ctx context.Context, c *admin.Client, r io.Reader, size int64, o
 		return sum, errors.New("the card list is empty")
 	}
 	return sum, nil
+}
+
+// retriable reports whether a part that failed with err may pass if sent
+// again: a 5xx answer or no answer at all, not a refusal.
+func retriable(err error) bool {
+	var ae *admin.Error
+	if errors.As(err, &ae) {
+		return ae.Status >= 500
+	}
+	return !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
 }
 
 // importProgress draws the progress of an import: bytes and lines sent
@@ -293,7 +346,7 @@ func isTerminal(f *os.File) bool {
 
 func (a *app) importCmd() *cobra.Command {
 	var reason, progress string
-	var partMiB int
+	var partMiB, retries int
 	imp := &cobra.Command{
 		Use:   "import FILE",
 		Short: "Bulk-import a card list: one serial per line, optional ',reason', '#' comments ('-' reads stdin)",
@@ -306,7 +359,9 @@ entry applied whole or not at all. Bad lines are reported with their line
 numbers (the first 10 here, 100 a part with --json) and the good lines
 around them are imported.
 
-Interrupted (samctl or the appliance stopped, the network cut)? Run the same
+A part that fails with a 5xx answer or a broken connection (leadership
+moved, the appliance restarted) is sent again (--retries). Interrupted for
+good (samctl or the appliance stopped, the network cut)? Run the same
 import again: cards already imported are counted as already present.
 
 Progress goes to stderr: a bar on a terminal, a plain line every 10 s
@@ -334,7 +389,7 @@ Exit status:
 			if partMiB < 1 || partMiB > 64 {
 				return fmt.Errorf("--part-size %d: want 1–64 MiB", partMiB)
 			}
-			opt := importOptions{Reason: reason, PartSize: int64(partMiB) << 20}
+			opt := importOptions{Reason: reason, PartSize: int64(partMiB) << 20, Retries: retries}
 			errOut := cmd.ErrOrStderr()
 			switch progress {
 			case "auto":
@@ -372,12 +427,16 @@ Exit status:
 	imp.Flags().StringVar(&reason, "reason", "imported", "reason for lines that carry none")
 	imp.Flags().StringVar(&progress, "progress", "auto", "progress on stderr: auto (a bar on a terminal, else a line every 10 s), bar, lines or none")
 	imp.Flags().IntVar(&partMiB, "part-size", defaultPartSize>>20, "MiB of the list sent per request (1–64)")
+	imp.Flags().IntVar(&retries, "retries", 3, "times a part is sent again after a 5xx answer or a broken connection (FILE only, not stdin)")
 	return imp
 }
 
 func printImportSummary(w io.Writer, s importSummary) {
 	fmt.Fprintf(w, "%d line(s) in %d part(s), %.1f s: %d new, %d already present, %d bad\n",
 		s.Lines, s.Parts, s.Seconds, s.New, s.Present, s.Bad)
+	if s.Retries > 0 {
+		fmt.Fprintf(w, "%d part(s) sent again after a failure (cards they had applied count as already present)\n", s.Retries)
+	}
 	if s.Bad > 0 {
 		shown := s.BadLines[:min(len(s.BadLines), maxShownBad)]
 		fmt.Fprintf(w, "bad lines (the first %d of %d):\n", len(shown), s.Bad)

@@ -403,6 +403,27 @@ func TestImportChunkIsAtomic(t *testing.T) {
 	}
 }
 
+// TestImportRetriesAPart: the third chunk fails with a 5xx; samctl sends
+// the part again and the import completes.
+func TestImportRetriesAPart(t *testing.T) {
+	st := &failingStore{Memory: state.NewMemory(), failAt: 1 + 3}
+	e := newImportEnv(t, st, nil)
+	const n = 350_000
+	path, size := writeList(t, &listGen{seed: 6, n: n})
+	f, _ := os.Open(path)
+	defer f.Close()
+	sum, err := importList(context.Background(), e.client(t), f, size, importOptions{Retries: 1, Backoff: time.Millisecond})
+	if err != nil || sum.Retries != 1 || sum.New != n-2*state.MaxCardsPerCommand || sum.Present != 2*state.MaxCardsPerCommand || sum.Count != n || sum.Lines != n {
+		t.Fatalf("%+v %v", sum, err)
+	}
+	// A refusal is not retried; stdin is not retried.
+	f.Seek(0, io.SeekStart)
+	st.failAt, st.n = 1, 0
+	if _, err := importList(context.Background(), e.client(t), io.MultiReader(f), size, importOptions{Retries: 3, Backoff: time.Millisecond}); err == nil || st.n != 1 {
+		t.Fatalf("not a file: %v after %d commands", err, st.n)
+	}
+}
+
 func openSolo(t *testing.T, dir string) *raftstore.Store {
 	t.Helper()
 	s, err := raftstore.Open(raftstore.Config{Dir: dir, ID: "solo", Bootstrap: true, Logger: hclog.NewNullLogger()})
