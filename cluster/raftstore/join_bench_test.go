@@ -15,36 +15,62 @@ import (
 )
 
 // loadCards blacklists n generated cards through the leader in full
-// commands, four in flight; it returns the entries a second.
-func loadCards(tb testing.TB, s *Store, n int) float64 {
+// commands, four in flight; it returns the entries a second. A write that
+// fails (leadership moved under load) is proposed again to the leader of
+// the moment, with the ones after it: adding cards is idempotent.
+func loadCards(tb testing.TB, c *cluster, n int) float64 {
 	tb.Helper()
 	ctx := context.Background()
 	start := time.Now()
-	var queue []state.Pending
-	for done := 0; done < n; {
-		k := min(state.MaxCardsPerCommand, n-done)
+	chunk := func(from int) *state.Command {
+		k := min(state.MaxCardsPerCommand, n-from)
 		cmd := &state.Command{Version: state.CommandVersion, Op: state.OpAddCards, Reason: "bench", By: "bench", Cards: make([]state.CardSerial, k)}
 		for i := range cmd.Cards {
-			x := uint64(done+i+1) * 0x9e3779b97f4a7c15
+			x := uint64(from+i+1) * 0x9e3779b97f4a7c15
 			binary.BigEndian.PutUint64(cmd.Cards[i][:], x|1)
 		}
-		if len(queue) == 4 {
-			if _, err := queue[0].Wait(); err != nil {
-				tb.Fatal(err)
-			}
-			queue = queue[1:]
-		}
-		p, err := s.Propose(ctx, cmd)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		queue = append(queue, p)
-		done += k
+		return cmd
 	}
-	for _, p := range queue {
-		if _, err := p.Wait(); err != nil {
-			tb.Fatal(err)
+	type inFlight struct {
+		p    state.Pending
+		from int
+	}
+	retries := 0
+	l := c.leader().s
+	var queue []inFlight
+	confirmed := 0 // cards confirmed, in order
+	failed := func() {
+		for _, q := range queue {
+			q.p.Wait()
 		}
+		queue = nil
+		if retries++; retries > 10 {
+			tb.Fatalf("loading the cards: %d failures", retries)
+		}
+		l = c.leader().s
+	}
+	for next := 0; confirmed < n; {
+		if len(queue) == 4 || (next >= n && len(queue) > 0) {
+			if _, err := queue[0].p.Wait(); err != nil {
+				failed()
+				next = confirmed
+				continue
+			}
+			confirmed = min(queue[0].from+state.MaxCardsPerCommand, n)
+			queue = queue[1:]
+			continue
+		}
+		p, err := l.Propose(ctx, chunk(next))
+		if err != nil {
+			failed()
+			next = confirmed
+			continue
+		}
+		queue = append(queue, inFlight{p, next})
+		next += state.MaxCardsPerCommand
+	}
+	if retries > 0 {
+		tb.Logf("loading: %d chunk(s) proposed again after a failure", retries)
 	}
 	return float64(n) / time.Since(start).Seconds()
 }
@@ -69,8 +95,8 @@ func BenchmarkJoinCatchUp(b *testing.B) {
 		rc.SnapshotThreshold = 1 << 40 // only the snapshot taken below
 		rc.TrailingLogs = 4
 	})
+	rate := loadCards(b, c, n)
 	l := c.leader()
-	rate := loadCards(b, l.s, n)
 	if err := l.s.TakeSnapshot(); err != nil {
 		b.Fatal(err)
 	}
