@@ -605,3 +605,33 @@ func TestImportMemoryBounded(t *testing.T) {
 		t.Fatalf("the heap grew by %.1f MiB importing 1 M lines (bound 20 MiB)", float64(grew)/(1<<20))
 	}
 }
+
+// FuzzPartReader: the parts of any input join to the input; every part
+// but the last ends a line and holds at least the limit.
+func FuzzPartReader(f *testing.F) {
+	f.Add([]byte("0000000000000001\n0000000000000002\nlast"), uint16(5))
+	f.Add([]byte("\n\n\nabc"), uint16(1))
+	f.Add([]byte(strings.Repeat("x", 300)+"\n"), uint16(7))
+	f.Fuzz(func(t *testing.T, in []byte, limit uint16) {
+		lim := int64(limit%512) + 1
+		br := bufio.NewReaderSize(bytes.NewReader(in), 16)
+		prog := &importProgress{}
+		var all []byte
+		for {
+			if _, err := br.Peek(1); err == io.EOF {
+				break
+			}
+			part, err := io.ReadAll(iotestHalf{&partReader{br: br, limit: lim, prog: prog}})
+			if err != nil || len(part) == 0 {
+				t.Fatalf("part: %d bytes, %v", len(part), err)
+			}
+			all = append(all, part...)
+			if len(all) < len(in) && (int64(len(part)) < lim || part[len(part)-1] != '\n') {
+				t.Fatalf("part of %d bytes (limit %d) ends %q before the end", len(part), lim, part[len(part)-1])
+			}
+		}
+		if !bytes.Equal(all, in) || prog.bytes.Load() != int64(len(in)) || prog.lines.Load() != int64(bytes.Count(in, []byte{'\n'})) {
+			t.Fatalf("parts join to %q, want %q", all, in)
+		}
+	})
+}
