@@ -16,7 +16,9 @@ package admin
 // numbers are those of the whole file. An import cut short (connection
 // dropped, appliance restarted) leaves whole chunks applied; sending the
 // same list again completes it, and the answer counts the cards already on
-// the list as present. Re-adding a card refreshes its reason and time.
+// the list as present. Re-adding a card refreshes its reason and time; a
+// card on several lines of one list with different reasons keeps the
+// reason of one of them (the same on every replica).
 //
 // The answer is one JSON ImportResult per request rather than a stream of
 // progress records: a part takes about a second, so the client's progress
