@@ -27,6 +27,9 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/samrack/samrack/api/admin"
 	"github.com/samrack/samrack/appliance/audit"
@@ -634,4 +637,55 @@ func FuzzPartReader(f *testing.F) {
 			t.Fatalf("parts join to %q, want %q", all, in)
 		}
 	})
+}
+
+// TestImportLogEntries: each chunk is one raft log entry of at most
+// state.MaxCardCommandBytes (≤ 1 MiB), holding its cards as 8 raw bytes
+// each (not JSON, not hex).
+func TestImportLogEntries(t *testing.T) {
+	dir := t.TempDir()
+	st := openSolo(t, dir)
+	e := newImportEnv(t, st, nil)
+	const n = 250_000
+	sum, err := importList(context.Background(), e.client(t), &listGen{seed: 7, n: n}, -1, importOptions{})
+	if err != nil || sum.New != n || sum.Chunks != 3 {
+		t.Fatalf("%+v %v", sum, err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	logs, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, "raft.db"), BoltOptions: &bolt.Options{ReadOnly: true, Timeout: time.Second}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logs.Close()
+	first, _ := logs.FirstIndex()
+	last, _ := logs.LastIndex()
+	var sizes []int
+	cards := 0
+	for i := first; i <= last; i++ {
+		var l raft.Log
+		if err := logs.GetLog(i, &l); err != nil {
+			t.Fatal(err)
+		}
+		if l.Type != raft.LogCommand {
+			continue
+		}
+		c, err := state.Decode(l.Data)
+		if err != nil {
+			t.Fatalf("entry %d: %v", i, err)
+		}
+		if c.Op != state.OpAddCards {
+			continue
+		}
+		if len(l.Data) > state.MaxCardCommandBytes || len(l.Data) > 8*len(c.Cards)+64 {
+			t.Fatalf("entry %d: %d bytes for %d cards", i, len(l.Data), len(c.Cards))
+		}
+		sizes = append(sizes, len(l.Data))
+		cards += len(c.Cards)
+	}
+	if cards != n || len(sizes) != 3 {
+		t.Fatalf("%d cards in %d entries %v", cards, len(sizes), sizes)
+	}
+	t.Logf("entries of %v bytes", sizes)
 }
