@@ -184,7 +184,7 @@ func (s *Server) importCards(w http.ResponseWriter, r *http.Request) error {
 		}
 		s.record(r, audit.Event{Kind: "blacklist.card.import", Count: int(res.New), Detail: detail + "; stopped: " + oneLineErr(err)})
 		return &Error{Status: status, Err: err, Msg: fmt.Sprintf(
-			"import stopped after line %d: %v; %d chunk(s) applied whole (%d new cards), nothing else: send the same list again to complete it",
+			"import stopped after line %d: %v; %d chunk(s) applied whole (%d new cards), any other either whole or not at all: send the same list again to complete it",
 			last, err, res.Chunks, res.New)}
 	}
 	if res.Cards == 0 && res.Bad == 0 && first == 1 {
