@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -59,6 +60,7 @@ type importEnv struct {
 	creds    *admin.Credentials
 	srv      *httptest.Server
 	imported chan audit.Event // the audit events of imports
+	inFlight int              // admin.Server.ImportInFlight
 }
 
 // newImportEnv issues an operator certificate, records the operator in st
@@ -67,6 +69,9 @@ type importEnv struct {
 func newImportEnv(tb testing.TB, st state.Store, ca *pki.PKI) *importEnv {
 	tb.Helper()
 	e := &importEnv{ca: ca}
+	if v := os.Getenv("SAMRACK_IMPORT_INFLIGHT"); v != "" { // to measure the pipeline
+		e.inFlight, _ = strconv.Atoi(v)
+	}
 	var err error
 	if e.ca == nil {
 		if e.ca, err = pki.LoadOrCreate(filepath.Join(tb.TempDir(), "ca"), nil); err != nil {
@@ -97,6 +102,7 @@ func (e *importEnv) serve(tb testing.TB, st state.Store) {
 	e.srvStore.Store(nil)
 	e.imported = make(chan audit.Event, 64)
 	s := &admin.Server{State: switchStore{st, e}, Operators: st.(state.OperatorReads), Rack: idleRack{}, ClientCAs: e.ca.Pool(), Logger: slog.New(slog.DiscardHandler),
+		ImportInFlight: e.inFlight,
 		Record: func(ev audit.Event) {
 			if ev.Kind == "blacklist.card.import" {
 				e.imported <- ev
