@@ -39,7 +39,10 @@ func loadCards(tb testing.TB, c *cluster, n int) float64 {
 	l := c.leader().s
 	var queue []inFlight
 	confirmed := 0 // cards confirmed, in order
-	failed := func() {
+	failed := func(err error) {
+		if retries < 3 {
+			tb.Logf("loading: %v (proposing again)", err)
+		}
 		for _, q := range queue {
 			q.p.Wait()
 		}
@@ -52,7 +55,7 @@ func loadCards(tb testing.TB, c *cluster, n int) float64 {
 	for next := 0; confirmed < n; {
 		if len(queue) == 4 || (next >= n && len(queue) > 0) {
 			if _, err := queue[0].p.Wait(); err != nil {
-				failed()
+				failed(err)
 				next = confirmed
 				continue
 			}
@@ -62,7 +65,7 @@ func loadCards(tb testing.TB, c *cluster, n int) float64 {
 		}
 		p, err := l.Propose(ctx, chunk(next))
 		if err != nil {
-			failed()
+			failed(err)
 			next = confirmed
 			continue
 		}
@@ -94,6 +97,9 @@ func BenchmarkJoinCatchUp(b *testing.B) {
 	c := newCluster(b, 3, func(rc *raft.Config) {
 		rc.SnapshotThreshold = 1 << 40 // only the snapshot taken below
 		rc.TrailingLogs = 4
+		// Four nodes of 100 M cards in one process on a shared machine:
+		// lenient timeouts, or GC and merges cost the leadership.
+		rc.HeartbeatTimeout, rc.ElectionTimeout, rc.LeaderLeaseTimeout = 5*time.Second, 5*time.Second, 2500*time.Millisecond
 	})
 	rate := loadCards(b, c, n)
 	l := c.leader()
