@@ -65,7 +65,7 @@ bench-import: ## samctl blacklist import of SAMRACK_IMPORT_N (default 10 M) line
 	SAMRACK_IMPORT_N=$(or $(SAMRACK_IMPORT_N),10000000) SAMRACK_IMPORT_PROGRESS=1 $(GO) test -run '^$$' -bench '^BenchmarkBulkImport$$' -benchtime 1x -timeout 60m ./api/cmd/samctl/
 
 .PHONY: bench-join-100m
-bench-join-100m: ## a new appliance joins a three-node cluster holding 100 M cards, by snapshot install (~5 GB of memory, minutes)
+bench-join-100m: ## a new appliance joins a three-node cluster holding 100 M cards by snapshot install (four nodes in one process: ~18 GB RSS, ~6 min)
 	SAMRACK_JOIN_N=100000000 $(GO) test -run '^$$' -bench '^BenchmarkJoinCatchUp$$' -benchtime 1x -timeout 120m ./cluster/raftstore/
 
 .PHONY: fuzz
