@@ -74,8 +74,11 @@ type Server struct {
 	Logger    *slog.Logger
 	Cluster   Cluster              // the raft cluster (cluster.go); nil: no cluster endpoints
 	IsNode    func(id string) bool // whether a node certificate's ID is a node of this cluster (forwarded requests)
-	MaxImport int64                // bytes of a card list import (default 64 MiB)
-	Now       func() time.Time     // certificate validity; default time.Now
+	MaxImport int64                // bytes of one card list import request (default 64 MiB; samctl sends parts)
+	// ImportInFlight is how many chunks of an import are proposed and not
+	// yet applied at a time (default DefaultImportInFlight).
+	ImportInFlight int
+	Now            func() time.Time // certificate validity; default time.Now
 
 	hostNames []string
 	hostIPs   []net.IP
@@ -127,13 +130,18 @@ func (s *Server) record(r *http.Request, e audit.Event) {
 	s.Record(e)
 }
 
-// Error is an error with an HTTP status, safe to show the caller.
+// Error is an error with an HTTP status, safe to show the caller; Err, if
+// set, is its cause (for errors.Is and errors.As, never shown).
 type Error struct {
 	Status int
 	Msg    string
+	Err    error
 }
 
 func (e *Error) Error() string { return e.Msg }
+
+// Unwrap returns the cause.
+func (e *Error) Unwrap() error { return e.Err }
 
 func errorf(status int, format string, a ...any) error {
 	return &Error{Status: status, Msg: fmt.Sprintf(format, a...)}
@@ -232,10 +240,10 @@ func (s *Server) wrap(fn handler) http.Handler {
 		var he *Error
 		var mbe *http.MaxBytesError
 		switch {
-		case errors.As(err, &mbe):
-			status, msg = http.StatusRequestEntityTooLarge, fmt.Sprintf("request body larger than %d bytes", mbe.Limit)
 		case errors.As(err, &he):
 			status, msg = he.Status, he.Msg
+		case errors.As(err, &mbe):
+			status, msg = http.StatusRequestEntityTooLarge, fmt.Sprintf("request body larger than %d bytes", mbe.Limit)
 		case errors.Is(err, state.ErrInvalidCommand), errors.Is(err, rack.ErrUnknownSlot), errors.Is(err, rack.ErrNotAllowed):
 			status, msg = http.StatusBadRequest, err.Error()
 		case errors.Is(err, state.ErrUnknownReader), errors.Is(err, state.ErrUnknownOperator):
@@ -487,46 +495,6 @@ func (s *Server) addCards(w http.ResponseWriter, r *http.Request) error {
 	}
 	s.record(r, audit.Event{Kind: "blacklist.card.add", Count: len(cmd.Cards), Detail: "reason: " + req.Reason})
 	return writeJSON(w, http.StatusOK, map[string]int{"added": len(cmd.Cards), "count": s.State.CardCount()})
-}
-
-func (s *Server) importCards(w http.ResponseWriter, r *http.Request) error {
-	max := s.MaxImport
-	if max <= 0 {
-		max = 64 << 20
-	}
-	for k := range r.URL.Query() {
-		if k != "reason" {
-			return errorf(http.StatusBadRequest, "unknown parameter %q (the actor is taken from your certificate)", k)
-		}
-	}
-	entries, err := state.ParseCardListEntries(http.MaxBytesReader(w, r.Body, max))
-	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return err
-		}
-		return errorf(http.StatusBadRequest, "%v", err)
-	}
-	if len(entries) == 0 {
-		return errorf(http.StatusBadRequest, "the card list holds no cards")
-	}
-	reason := r.URL.Query().Get("reason")
-	if reason == "" {
-		reason = "imported"
-	}
-	before := s.State.CardCount()
-	applied := 0
-	for _, cmd := range state.CardCommands(entries, reason, s.actor(r)) {
-		if err := s.State.Apply(r.Context(), cmd); err != nil {
-			s.record(r, audit.Event{Kind: "blacklist.card.import", Count: applied,
-				Detail: fmt.Sprintf("failed after %d of %d cards: %v", applied, len(entries), err)})
-			return err
-		}
-		applied += len(cmd.Cards)
-	}
-	s.record(r, audit.Event{Kind: "blacklist.card.import", Count: len(entries),
-		Detail: fmt.Sprintf("%d new, %d on the list", s.State.CardCount()-before, s.State.CardCount())})
-	return writeJSON(w, http.StatusOK, map[string]int{"added": len(entries), "count": s.State.CardCount()})
 }
 
 func (s *Server) removeCard(w http.ResponseWriter, r *http.Request) error {

@@ -216,8 +216,12 @@ func (s *cardSet) batch(e Entry) uint32 {
 }
 
 // changedBy returns how many of keys an add (add true) or a remove would
-// change; duplicates count once. It only reads.
+// change; duplicates count once. It only reads the set; a big command's
+// keys are sorted in place (changedBySorted).
 func (s *cardSet) changedBy(keys []uint64, add bool) int {
+	if len(keys) > bigCommand {
+		return s.changedBySorted(keys, add)
+	}
 	n := 0
 	var seen map[uint64]struct{}
 	if len(keys) > 1 {

@@ -335,33 +335,7 @@ func (a *app) blacklist() *cobra.Command {
 	}
 	list.Flags().StringVar(&after, "after", "", "list serials after this one")
 	list.Flags().IntVar(&limit, "limit", 100, "at most this many")
-	var importReason string
-	imp := &cobra.Command{
-		Use:   "import FILE",
-		Short: "Bulk-import a card list: one serial per line, optional ',reason', '#' comments ('-' reads stdin)",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			var r io.Reader = os.Stdin
-			if args[0] != "-" {
-				f, err := os.Open(args[0])
-				if err != nil {
-					return err
-				}
-				defer f.Close()
-				r = f
-			}
-			var out map[string]int
-			q := url.Values{"reason": {importReason}}
-			if err := a.do(cmd.Context(), "POST", "/v1/blacklist/cards/import?"+q.Encode(), admin.CardListBody{Reader: r}, &out); err != nil {
-				return err
-			}
-			return a.show(cmd, out, func(w io.Writer) {
-				fmt.Fprintf(w, "imported %d card(s); %d on the list\n", out["added"], out["count"])
-			})
-		},
-	}
-	imp.Flags().StringVar(&importReason, "reason", "imported", "reason for lines that carry none")
-	bl.AddCommand(add, remove, list, imp, a.readerBlacklist())
+	bl.AddCommand(add, remove, list, a.importCmd(), a.readerBlacklist())
 	return bl
 }
 
