@@ -434,7 +434,7 @@ func (a *Appliance) serveAdmin(ctx context.Context) error {
 
 func (a *Appliance) counters() map[string]any {
 	st := a.disp.Stats()
-	return map[string]any{"dispatcher": st, "audit": a.audit.Counts()}
+	return map[string]any{"dispatcher": st, "audit": a.audit.Counts(), "placement": a.placementStats()}
 }
 
 // AddReader registers a reader with a fresh key and issues its credential

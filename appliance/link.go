@@ -263,3 +263,23 @@ func (l kickLease) Release(outcome error) {
 	l.Lease.Release(outcome)
 	l.p.changed()
 }
+
+// PlacementStats is the placement part of GET /v1/stats.
+type PlacementStats struct {
+	// Counts are the latest idle/healthy counts by appliance (this one's
+	// as of its last placement, the peers' as announced).
+	Counts map[string]host.Count `json:"counts"`
+	// Peers are the link peers, with whether a connection is up.
+	Peers map[string]bool `json:"peers"`
+	// PeerLeases are the SAMs of this appliance leased to peers' sessions.
+	PeerLeases int `json:"peer_leases"`
+}
+
+func (a *Appliance) placementStats() PlacementStats {
+	p := a.place
+	st := PlacementStats{Counts: p.counts.Snapshot(), Peers: map[string]bool{}, PeerLeases: p.server.Leases()}
+	for _, id := range p.peerIDs() {
+		st.Peers[id] = p.link.Connected(id)
+	}
+	return st
+}
