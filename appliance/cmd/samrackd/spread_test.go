@@ -158,6 +158,11 @@ func TestClusterPlacement(t *testing.T) {
 		t.Fatalf("enable SAM %s through n1: %v", sam30, err)
 	}
 	t.Logf("enable answered %+v", enabled)
+	defer func() {
+		if t.Failed() {
+			t.Logf("n3's slots: %+v", s3)
+		}
+	}()
 	waitFor(t, "n3's slot 0 enabled again", 20*time.Second, func() bool {
 		return c3.Do(ctx, "GET", "/v1/slots", nil, &s3) == nil && len(s3) == 2 && s3[0].State == rack.StateEnabled.String()
 	})
