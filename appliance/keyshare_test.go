@@ -169,7 +169,7 @@ func TestTamperingFrontEnd(t *testing.T) {
 			b := r.addReader("R-MITM", credentials.CipherSM4)
 			m := startMITM(t, r, b, tc.noALPN, tc.toApp, tc.toReader)
 			bb := *b
-			bb.Server = m.addr()
+			bb.Server, bb.Servers = m.addr(), nil // the front end in the middle only
 			c := r.dial(&bb, tc.opts...)
 			card := newCard(7, sim.CardOptions{})
 			for i := range 2 { // the replay case needs a first read to replay
