@@ -140,8 +140,11 @@ func TestClusterPlacement(t *testing.T) {
 		t.Fatalf("n3's slots after the drain through n1: %+v %v", s3, err)
 	}
 	var evs []audit.Event
-	if err := c3.Do(ctx, "GET", "/v1/audit?kind=slot.drain", nil, &evs); err != nil || len(evs) != 1 || evs[0].Actor != "hw-team" || evs[0].Slot != 0 {
-		t.Fatalf("n3's audit of the forwarded drain: %+v %v", evs, err)
+	waitFor(t, "n3's audit of the forwarded drain", 10*time.Second, func() bool {
+		return c3.Do(ctx, "GET", "/v1/audit?kind=slot.drain", nil, &evs) == nil && len(evs) > 0
+	})
+	if len(evs) != 1 || evs[0].Actor != "hw-team" || evs[0].Slot != 0 {
+		t.Fatalf("n3's audit of the forwarded drain: %+v", evs)
 	}
 	if err := c1.Do(ctx, "GET", "/v1/audit?kind=slot.drain&actor=hw-team", nil, &evs); err != nil || len(evs) != 0 {
 		t.Fatalf("n1 audited n3's drain as its own: %+v %v", evs, err)
@@ -157,15 +160,15 @@ func TestClusterPlacement(t *testing.T) {
 	if err := op.Do(ctx, "POST", "/v1/slots/"+url.PathEscape(sam30)+"/enable", nil, &enabled); err != nil {
 		t.Fatalf("enable SAM %s through n1: %v", sam30, err)
 	}
-	t.Logf("enable answered %+v", enabled)
-	defer func() {
-		if t.Failed() {
-			t.Logf("n3's slots: %+v", s3)
-		}
-	}()
-	waitFor(t, "n3's slot 0 enabled again", 20*time.Second, func() bool {
-		return c3.Do(ctx, "GET", "/v1/slots", nil, &s3) == nil && len(s3) == 2 && s3[0].State == rack.StateEnabled.String()
+	if enabled.ID != 0 || enabled.SAMID != sam30 || (enabled.State != rack.StateStarting.String() && enabled.State != rack.StateEnabled.String()) {
+		t.Fatalf("enable of SAM %s through n1 answered %+v", sam30, enabled)
+	}
+	waitFor(t, "n3's audit of the forwarded enable", 10*time.Second, func() bool {
+		return c3.Do(ctx, "GET", "/v1/audit?kind=slot.enable", nil, &evs) == nil && len(evs) > 0
 	})
+	if len(evs) != 1 || evs[0].Actor != "hw-team" || evs[0].Slot != 0 {
+		t.Fatalf("n3's audit of the forwarded enable: %+v", evs)
+	}
 	if err := op.Do(ctx, "POST", "/v1/slots/node-nope%2F0/drain", nil, nil); err == nil {
 		t.Fatal("an unknown node's slot was accepted")
 	}
