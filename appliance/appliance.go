@@ -244,7 +244,7 @@ func New(cfg Config) (a *Appliance, err error) {
 	rcfg, ropts := cfg.Rack, cfg.RackOptions
 	if rcfg == nil {
 		var c rack.Config
-		a.sim, c, ropts = NewSimRack(cfg.SimSAMs, *cfg.SimTiming, samhost.Timeouts{})
+		a.sim, c, ropts = newSimRack(simSeedBase(a.id), cfg.SimSAMs, *cfg.SimTiming, samhost.Timeouts{})
 		rcfg = &c
 	}
 	ropts.OnEvent = a.rackEvent

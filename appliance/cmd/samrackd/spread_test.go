@@ -72,6 +72,14 @@ func TestClusterPlacement(t *testing.T) {
 		return n == 6
 	})
 
+	sams := map[string]bool{}
+	for _, s := range inv {
+		sams[s.SAM.String()] = true
+	}
+	if len(sams) != 6 {
+		t.Fatalf("SAM IDs are cluster-wide, yet the appliances' virtual SAMs share some: %+v", inv)
+	}
+
 	// Drain every slot of n1, the entry appliance.
 	for _, s := range []string{"0", "1"} {
 		if err := c1.Do(ctx, "POST", "/v1/slots/"+s+"/drain", nil, nil); err != nil {
@@ -163,6 +171,15 @@ func TestClusterPlacement(t *testing.T) {
 	if enabled.ID != 0 || enabled.SAMID != sam30 || (enabled.State != rack.StateStarting.String() && enabled.State != rack.StateEnabled.String()) {
 		t.Fatalf("enable of SAM %s through n1 answered %+v", sam30, enabled)
 	}
+	defer func() {
+		if t.Failed() {
+			var all []audit.Event
+			c3.Do(ctx, "GET", "/v1/audit?n=100", nil, &all)
+			for _, e := range all {
+				t.Logf("n3 audit: %s %s slot %d actor %q %s", e.Time.Format("15:04:05.000"), e.Kind, e.Slot, e.Actor, e.Detail)
+			}
+		}
+	}()
 	waitFor(t, "n3's audit of the forwarded enable", 10*time.Second, func() bool {
 		return c3.Do(ctx, "GET", "/v1/audit?kind=slot.enable", nil, &evs) == nil && len(evs) > 0
 	})
