@@ -53,6 +53,13 @@ type Config struct {
 	// an unspecified host); it must stay the same across restarts.
 	Raft          string
 	RaftAdvertise string
+	// Link is the listener of cluster/link, over which appliances place
+	// sessions on each other's SAMs (mutual TLS 1.3, node certificates);
+	// default "127.0.0.1:0" (samrackd's default is ":7469"). LinkAdvertise
+	// is the address peers dial, written into the node registry (default
+	// Link, with 127.0.0.1 for an unspecified host).
+	Link          string
+	LinkAdvertise string
 	// Join, with Token, makes a new appliance join the cluster of the
 	// appliance whose admin API is at Join (host:port). Without Join, a
 	// data directory without raft state bootstraps a cluster of one.
@@ -114,6 +121,8 @@ type Appliance struct {
 	joinResp *JoinResponse  // the join answer, for the voter step
 	vip      *vip.Manager   // nil without Config.VIP
 	vipCfg   *vip.Config
+	place    *placement // link.go: placement across the cluster
+	linkAdv  string     // the link address peers dial
 }
 
 // New opens everything an appliance needs; on error nothing stays open.
@@ -129,6 +138,9 @@ func New(cfg Config) (a *Appliance, err error) {
 	}
 	if cfg.Raft == "" {
 		cfg.Raft = "127.0.0.1:0"
+	}
+	if cfg.Link == "" {
+		cfg.Link = "127.0.0.1:0"
 	}
 	if cfg.SimSAMs == 0 {
 		cfg.SimSAMs = 8
@@ -161,7 +173,7 @@ func New(cfg Config) (a *Appliance, err error) {
 		return nil, err
 	}
 	a.joins, a.inv = &joinLimiter{fail: map[string][]time.Time{}}, newInventory()
-	for _, addr := range []string{cfg.Listen, cfg.Admin, cfg.Raft} {
+	for _, addr := range []string{cfg.Listen, cfg.Admin, cfg.Raft, cfg.Link} {
 		ln, err := net.Listen("tcp", addr)
 		if err != nil {
 			return nil, fmt.Errorf("appliance: listen %s: %w", addr, err)
@@ -172,6 +184,10 @@ func New(cfg Config) (a *Appliance, err error) {
 	raftAdv := cfg.RaftAdvertise
 	if raftAdv == "" {
 		raftAdv = loopbackIfUnspecified(a.raw[2].Addr().String())
+	}
+	a.linkAdv = cfg.LinkAdvertise
+	if a.linkAdv == "" {
+		a.linkAdv = loopbackIfUnspecified(a.raw[3].Addr().String())
 	}
 	joining := cfg.Join != "" && !hasRaftState(raftDir)
 	if joining {
@@ -228,7 +244,7 @@ func New(cfg Config) (a *Appliance, err error) {
 	rcfg, ropts := cfg.Rack, cfg.RackOptions
 	if rcfg == nil {
 		var c rack.Config
-		a.sim, c, ropts = NewSimRack(cfg.SimSAMs, *cfg.SimTiming, samhost.Timeouts{})
+		a.sim, c, ropts = newSimRack(simSeedBase(a.id), cfg.SimSAMs, *cfg.SimTiming, samhost.Timeouts{})
 		rcfg = &c
 	}
 	ropts.OnEvent = a.rackEvent
@@ -247,6 +263,15 @@ func New(cfg Config) (a *Appliance, err error) {
 	if dcfg.Signer, err = host.CertSigner(nodeCert); err != nil {
 		return nil, fmt.Errorf("appliance: node key: %w", err)
 	}
+	// The session host: this appliance's SAMs (host.Local), served to the
+	// peers over the link, and the dispatcher's placements spread over it
+	// and the peers' (link.go).
+	if err := a.setupLink(host.Config{Pool: dcfg.Pool, Blacklist: dcfg.Directory, Signer: dcfg.Signer,
+		Audit: a.audit.Record, HashCard: dcfg.HashCard, Logger: cfg.Logger, QueueWait: dcfg.QueueWait,
+		MaxAttempts: dcfg.MaxAttempts, IdleTimeout: max(30*time.Second, 2*dcfg.ReaderTimeout)}, nodeCert); err != nil {
+		return nil, fmt.Errorf("appliance: link: %w", err)
+	}
+	dcfg.Host = clusterHost{a}
 	a.disp = dispatch.New(dcfg)
 	a.readers = tls.NewListener(a.raw[0], readerTLS(a.pki.ServerTLS()))
 	a.admin = a.listenAdmin(a.raw[1])
@@ -273,6 +298,7 @@ func readerTLS(base *tls.Config) *tls.Config {
 }
 
 func (a *Appliance) close() {
+	a.closeLink() // before the audit log: sessions ending audit
 	for _, c := range []interface{ Close() error }{a.audit, a.store} {
 		if c != nil && !isNilCloser(c) {
 			c.Close()
@@ -371,7 +397,8 @@ func (a *Appliance) Run(ctx context.Context) error {
 	run("dispatcher", func(ctx context.Context) error { return a.disp.Serve(ctx, a.readers) })
 	run("admin", a.serveAdmin)
 	run("inventory", a.runInventory)
-	a.log.Info("samrack appliance up", "node", a.id, "raft", a.store.LocalAddr(), "readers", a.ReaderAddr(), "admin", a.AdminURL(),
+	run("link", a.runLink)
+	a.log.Info("samrack appliance up", "node", a.id, "raft", a.store.LocalAddr(), "link", a.linkAdv, "readers", a.ReaderAddr(), "admin", a.AdminURL(),
 		"slots", len(a.rack.Slots()), "simulated", a.sim != nil, "data", a.cfg.DataDir)
 	<-ctx.Done()
 	a.stopVIP() // VIP removed, then leadership transferred, while raft still runs
@@ -407,7 +434,7 @@ func (a *Appliance) serveAdmin(ctx context.Context) error {
 
 func (a *Appliance) counters() map[string]any {
 	st := a.disp.Stats()
-	return map[string]any{"dispatcher": st, "audit": a.audit.Counts()}
+	return map[string]any{"dispatcher": st, "audit": a.audit.Counts(), "placement": a.placementStats()}
 }
 
 // AddReader registers a reader with a fresh key and issues its credential

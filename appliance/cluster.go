@@ -82,7 +82,7 @@ func (a *Appliance) leaderAdmin() (id, url string) {
 }
 
 func (a *Appliance) selfInfo() state.NodeInfo {
-	return state.NodeInfo{Raft: a.store.LocalAddr(), Admin: a.AdminURL(), Reader: a.advertise()}
+	return state.NodeInfo{Raft: a.store.LocalAddr(), Admin: a.AdminURL(), Reader: a.advertise(), Link: a.linkAdv}
 }
 
 // publishSelf writes this node's registry entry when it differs.
@@ -108,6 +108,7 @@ func (a *Appliance) adminHandler() http.Handler {
 		writeJSON(w, http.StatusOK, a.store.Status())
 	}))
 	mux.Handle("/", a.forwarding(inner))
+	mux.Handle("POST /v1/slots/{id}/{action}", a.slotRouting(a.forwarding(inner))) // slotroute.go
 	return mux
 }
 

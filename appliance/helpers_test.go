@@ -389,13 +389,21 @@ func (r *rig) wantEvent(kind, reader string, code wire.Code) audit.Event {
 // exactly the errors of want (count by code).
 func (r *rig) wantStats(reads uint64, want map[wire.Code]uint64) {
 	r.t.Helper()
-	st := r.a.Dispatcher().Stats()
-	if st.Reads != reads {
-		r.t.Errorf("dispatcher counted %d reads, want %d", st.Reads, reads)
-	}
 	w := map[string]uint64{}
 	for c, n := range want {
 		w[c.String()] = n
+	}
+	// The front end counts an Error when it sends it, after the host
+	// ended the session and released its SAM (what the caller waited
+	// for): wait for the counters to get there (they only grow).
+	st := r.a.Dispatcher().Stats()
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for deadline := time.Now().Add(5 * time.Second); (st.Reads < reads || fmt.Sprint(st.Errors) != fmt.Sprint(w)) && time.Now().Before(deadline); <-tick.C {
+		st = r.a.Dispatcher().Stats()
+	}
+	if st.Reads != reads {
+		r.t.Errorf("dispatcher counted %d reads, want %d", st.Reads, reads)
 	}
 	if fmt.Sprint(st.Errors) != fmt.Sprint(w) {
 		r.t.Errorf("dispatcher error counters %v, want %v", st.Errors, w)

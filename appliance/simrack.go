@@ -3,6 +3,7 @@ package appliance
 import (
 	"context"
 	"fmt"
+	"hash/fnv"
 	"strconv"
 	"time"
 
@@ -25,10 +26,23 @@ type SimRack struct {
 // NewSimRack returns n virtual SAMs (SAM IDs from seeds 1..n) with the given
 // timing, and the rack configuration and options that drive them.
 func NewSimRack(n int, timing sim.SAMTiming, to samhost.Timeouts) (*SimRack, rack.Config, rack.Options) {
+	return newSimRack(0, n, timing, to)
+}
+
+// simSeedBase is the first seed of the simulated rack of appliance node:
+// SAM IDs are cluster-wide (the terminal→SAM table, slot actions by SAM
+// ID), so every appliance's virtual SAMs differ. Seeds base+1..base+n.
+func simSeedBase(node string) int64 {
+	h := fnv.New32a()
+	h.Write([]byte(node))
+	return int64(h.Sum32()) << 10
+}
+
+func newSimRack(base int64, n int, timing sim.SAMTiming, to samhost.Timeouts) (*SimRack, rack.Config, rack.Options) {
 	sr := &SimRack{lines: map[string]*sim.Line{}}
 	var cfg rack.Config
 	for i := range n {
-		s := sim.NewSAM(int64(i+1), sim.SAMOptions{Timing: &timing})
+		s := sim.NewSAM(base+int64(i+1), sim.SAMOptions{Timing: &timing})
 		sr.SAMs = append(sr.SAMs, s)
 		power, locate, fault := fmt.Sprintf("sim-power-%d", i), fmt.Sprintf("sim-locate-%d", i), fmt.Sprintf("sim-fault-%d", i)
 		sr.lines[power] = sim.PowerLine(power, i, s)

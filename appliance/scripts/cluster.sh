@@ -8,8 +8,8 @@ cd "$(dirname "$0")/../.."
 BIN=./bin
 BASE=${SAMRACK_CLUSTER_DIR:-/var/lib/samrack-dev-cluster}
 SAMS=${SAMRACK_CLUSTER_SAMS:-4}
-# node → readers admin raft
-ports=("" "7467 7480 7468" "7567 7580 7568" "7667 7680 7668")
+# node → readers admin raft link
+ports=("" "7467 7480 7468 7469" "7567 7580 7568 7569" "7667 7680 7668 7669")
 pids=()
 
 stop() {
@@ -23,10 +23,10 @@ trap stop INT TERM EXIT
 
 start() { # start N [extra flags...]: samrackd for node N, output prefixed with [nN]
   local n=$1; shift
-  read -r r a f <<<"${ports[$n]}"
+  read -r r a f l <<<"${ports[$n]}"
   mkdir -p "$BASE/$n"
   rm -f "$BASE/$n/admin.json"
-  $BIN/samrackd --dev --data "$BASE/$n" --listen "127.0.0.1:$r" --admin "127.0.0.1:$a" --raft "127.0.0.1:$f" \
+  $BIN/samrackd --dev --data "$BASE/$n" --listen "127.0.0.1:$r" --admin "127.0.0.1:$a" --raft "127.0.0.1:$f" --link "127.0.0.1:$l" \
     --sim-sams "$SAMS" --log-level warn "$@" > >(sed -u "s/^/[n$n] /") 2>&1 &
   pids+=($!)
 }
@@ -59,10 +59,10 @@ fi
 $BIN/samctl --data "$BASE/1" cluster members
 cat <<EOT
 
-Three appliances are up (readers / admin / raft on 127.0.0.1):
-  n1  7467 / 7480 / 7468   data $BASE/1
-  n2  7567 / 7580 / 7568   data $BASE/2
-  n3  7667 / 7680 / 7668   data $BASE/3
+Three appliances are up (readers / admin / raft / link on 127.0.0.1):
+  n1  7467 / 7480 / 7468 / 7469   data $BASE/1
+  n2  7567 / 7580 / 7568 / 7569   data $BASE/2
+  n3  7667 / 7680 / 7668 / 7669   data $BASE/3
 
 Point samctl at any of them (writes are forwarded to the leader):
   $BIN/samctl --data $BASE/2 cluster members

@@ -44,6 +44,9 @@ type NodeInfo struct {
 	Raft   string `json:"raft"`   // raft address (TLS)
 	Admin  string `json:"admin"`  // admin API URL (https://host:port)
 	Reader string `json:"reader"` // reader address
+	// Link is the cluster/link address (TLS 1.3, node certificates)
+	// other appliances dial for placements; empty on nodes that predate it.
+	Link string `json:"link,omitempty"`
 }
 
 // ParseJoinToken decodes a stored join token.

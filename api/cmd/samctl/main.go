@@ -183,12 +183,19 @@ func (a *app) health() *cobra.Command {
 }
 
 func (a *app) slots() *cobra.Command {
-	var all bool
+	var all, local bool
 	c := &cobra.Command{
 		Use:   "slots",
-		Short: "Show the rack's slots as a table (--all: every appliance's, from the replicated inventory)",
+		Short: "Show the slots as a table: in a cluster every appliance's (from the replicated inventory), else this rack's in detail (--local)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if all && local {
+				return fmt.Errorf("--all and --local: choose one")
+			}
+			if !local && !all {
+				var ms []admin.Member
+				all = a.do(cmd.Context(), "GET", "/v1/cluster/members", nil, &ms) == nil && len(ms) > 1
+			}
 			if all {
 				var inv []state.Slot
 				if err := a.do(cmd.Context(), "GET", "/v1/inventory", nil, &inv); err != nil {
@@ -203,19 +210,20 @@ func (a *app) slots() *cobra.Command {
 			return a.show(cmd, slots, func(w io.Writer) { printSlots(w, slots) })
 		},
 	}
-	c.Flags().BoolVar(&all, "all", false, "every appliance of the cluster: state, health, SAM ID and admin state per slot")
+	c.Flags().BoolVar(&all, "all", false, "every appliance of the cluster (the default with more than one): state, health, SAM ID and admin state per slot")
+	c.Flags().BoolVar(&local, "local", false, "only the appliance asked, in detail: driver, device, busy, LEDs, reads, errors, check latency")
 	return c
 }
 
 func printInventory(w io.Writer, inv []state.Slot) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NODE\tSLOT\tSTATE\tHEALTH\tSAM ID\tADMIN")
+	fmt.Fprintln(tw, "APPLIANCE\tSLOT\tSTATE\tHEALTH\tSAM ID\tADMIN")
 	for _, s := range inv {
 		sam := "-"
 		if !s.SAM.IsZero() {
 			sam = s.SAM.String()
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.Node, s.Name, orDash(s.State), orDash(s.Health), sam, orDash(s.Admin))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.Node, s.Node+"/"+s.Name, orDash(s.State), orDash(s.Health), sam, orDash(s.Admin))
 	}
 	tw.Flush()
 }
@@ -259,7 +267,13 @@ func (a *app) slot() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "slot ACTION SLOT",
 		Short: "Hardware team actions on a slot: drain, enable, power-off, power-on, power-cycle, locate-on, locate-off, clear-quarantine",
-		Args:  cobra.ExactArgs(2),
+		Long: `Hardware team actions on a slot: drain, enable, power-off, power-on, power-cycle, locate-on, locate-off, clear-quarantine.
+
+SLOT is N (a slot of the appliance asked), NODE/N (slot N of appliance NODE, as
+samctl slots lists it) or a SAM ID (the slot holding that SAM). Any appliance of
+the cluster takes the action and forwards it to the one that owns the slot; that
+appliance checks your role and audits the action under your name.`,
+		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var s admin.Slot
 			if err := a.do(cmd.Context(), "POST", "/v1/slots/"+url.PathEscape(args[1])+"/"+url.PathEscape(args[0]), nil, &s); err != nil {

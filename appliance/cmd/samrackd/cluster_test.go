@@ -74,7 +74,7 @@ func (s *syncBuffer) String() string {
 func start(t *testing.T, name, data string, extra ...string) *proc {
 	t.Helper()
 	args := []string{"-test.run=^$", "--", "--data", data, "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0",
-		"--raft", "127.0.0.1:0", "--sim-sams", "2", "--log-level", "warn"}
+		"--raft", "127.0.0.1:0", "--link", "127.0.0.1:0", "--sim-sams", "2", "--log-level", "warn"}
 	p := &proc{t: t, name: name, data: data, out: &syncBuffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(os.Args[0], append(args, extra...)...)
 	p.cmd.Env = append(os.Environ(), childEnv+"=1")

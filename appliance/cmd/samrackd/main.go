@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/samrack/samrack/appliance"
+	"github.com/samrack/samrack/cluster/link"
 	"github.com/samrack/samrack/drivers/sim"
 )
 
@@ -79,6 +80,8 @@ func newRoot() *cobra.Command {
 	f.StringSliceVar(&cfg.Hosts, "host", nil, "extra DNS names / IPs for the server certificate")
 	f.StringVar(&cfg.Raft, "raft", ":7468", "raft address between appliances (mutual TLS 1.3, node certificates only)")
 	f.StringVar(&cfg.RaftAdvertise, "raft-advertise", "", "raft address other appliances dial (default: --raft, with 127.0.0.1 for an unspecified host); keep it stable")
+	f.StringVar(&cfg.Link, "link", fmt.Sprintf(":%d", link.DefaultPort), "link address between appliances, over which they place reads on each other's SAMs (mutual TLS 1.3, node certificates only)")
+	f.StringVar(&cfg.LinkAdvertise, "link-advertise", "", "link address other appliances dial, written into the node registry (default: --link, with 127.0.0.1 for an unspecified host)")
 	f.BoolVar(&bootstrap, "bootstrap", false, "start the first node of a new cluster and its CA (what a data directory without state does anyway)")
 	f.StringVar(&cfg.Join, "join", "", "join the cluster of the appliance whose admin API is at this host:port (with --token)")
 	f.StringVar(&cfg.Token, "token", os.Getenv("SAMRACK_JOIN_TOKEN"), "join token from `samctl cluster token` ($SAMRACK_JOIN_TOKEN)")
