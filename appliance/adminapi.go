@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/samrack/samrack/api/admin"
-	"github.com/samrack/samrack/appliance/audit"
+	"github.com/samrack/samrack/api/audit"
 	"github.com/samrack/samrack/appliance/pki"
 	"github.com/samrack/samrack/cluster/state"
 )

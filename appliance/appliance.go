@@ -18,9 +18,9 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/samrack/samrack/api/admin"
+	"github.com/samrack/samrack/api/audit"
 	"github.com/samrack/samrack/api/credentials"
 	"github.com/samrack/samrack/api/wire"
-	"github.com/samrack/samrack/appliance/audit"
 	"github.com/samrack/samrack/appliance/dispatch"
 	"github.com/samrack/samrack/appliance/dispatch/host"
 	"github.com/samrack/samrack/appliance/pki"

@@ -18,10 +18,10 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/samrack/samrack/api/audit"
 	"github.com/samrack/samrack/api/client"
 	"github.com/samrack/samrack/api/credentials"
 	"github.com/samrack/samrack/api/wire"
-	"github.com/samrack/samrack/appliance/audit"
 	"github.com/samrack/samrack/drivers/ga467"
 	"github.com/samrack/samrack/drivers/pcsc/pcsctest"
 	"github.com/samrack/samrack/drivers/sam"
@@ -29,6 +29,7 @@ import (
 	"github.com/samrack/samrack/drivers/serial"
 	"github.com/samrack/samrack/drivers/sim"
 	"github.com/samrack/samrack/rack"
+	"github.com/samrack/samrack/rack/rackfile"
 )
 
 // The chaos test's size: a rack of 16 SAMs behind the real pcscd (its limit
@@ -298,15 +299,15 @@ func startChaosHardware(t *testing.T) *chaosHardware {
 		h.sams = append(h.sams, sim.NewSAM(int64(i+1), sim.SAMOptions{Timing: &timing}))
 	}
 
-	file := RackFile{
-		CheckInterval: Duration(200 * time.Millisecond),
-		CheckTimeout:  Duration(chaosHost.Control),
-		PowerOffTime:  Duration(10 * time.Millisecond),
-		BootTime:      Duration(chaosSAMTiming.Boot + 20*time.Millisecond),
-		Backoff:       Duration(100 * time.Millisecond),
-		MaxBackoff:    Duration(400 * time.Millisecond),
+	file := rackfile.File{
+		CheckInterval: rackfile.Duration(200 * time.Millisecond),
+		CheckTimeout:  rackfile.Duration(chaosHost.Control),
+		PowerOffTime:  rackfile.Duration(10 * time.Millisecond),
+		BootTime:      rackfile.Duration(chaosSAMTiming.Boot + 20*time.Millisecond),
+		Backoff:       rackfile.Duration(100 * time.Millisecond),
+		MaxBackoff:    rackfile.Duration(400 * time.Millisecond),
 		MaxFailures:   4,
-		MaxWait:       Duration(5 * time.Second),
+		MaxWait:       rackfile.Duration(5 * time.Second),
 	}
 	pcscOpts := map[string]string{"control": chaosHost.Control.String(), "find": chaosHost.Find.String(),
 		"select": chaosHost.Select.String(), "read": chaosHost.Read.String()}
@@ -319,7 +320,7 @@ func startChaosHardware(t *testing.T) *chaosHardware {
 				t.Errorf("SAM %d in %s: ServeVPCD: %v", i, rd.Name, err)
 			}
 		}()
-		file.Slots = append(file.Slots, SlotEntry{ID: i, Driver: "pcsc", Device: rd.Name, Options: pcscOpts})
+		file.Slots = append(file.Slots, rackfile.Slot{ID: i, Driver: "pcsc", Device: rd.Name, Options: pcscOpts})
 	}
 	for i := chaosPCSC; i < len(h.sams); i++ {
 		link := filepath.Join(h.dir, fmt.Sprintf("sam%02d", i))
@@ -328,7 +329,7 @@ func startChaosHardware(t *testing.T) *chaosHardware {
 		if err := h.plugPTY(i); err != nil {
 			t.Fatal(err)
 		}
-		file.Slots = append(file.Slots, SlotEntry{ID: i, Driver: "serial", Device: link})
+		file.Slots = append(file.Slots, rackfile.Slot{ID: i, Driver: "serial", Device: link})
 	}
 	wctx, wcancel := context.WithTimeout(ctx, waitLimit)
 	defer wcancel()

@@ -18,7 +18,7 @@ import (
 	"time"
 
 	"github.com/samrack/samrack/api/admin"
-	"github.com/samrack/samrack/appliance/audit"
+	"github.com/samrack/samrack/api/audit"
 	"github.com/samrack/samrack/appliance/pki"
 	"github.com/samrack/samrack/cluster/raftstore"
 	"github.com/samrack/samrack/cluster/state"

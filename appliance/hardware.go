@@ -9,6 +9,7 @@ import (
 	"github.com/samrack/samrack/drivers/pcsc"
 	_ "github.com/samrack/samrack/drivers/serial" // the "serial" driver
 	"github.com/samrack/samrack/rack"
+	"github.com/samrack/samrack/rack/rackfile"
 )
 
 // Hardware is a real rack: the slots of a rack file, their GPIO lines, and
@@ -19,11 +20,11 @@ type Hardware struct {
 	lines   *gpio.Lines
 }
 
-// LoadHardware reads the rack file, opens the GPIO lines if any slot names
+// LoadHardware reads the rack file (package rack/rackfile), opens the GPIO lines if any slot names
 // one, and sets up hot-swap watchers for the PC/SC and serial slots. Slot
 // problems are logged, naming the slot; the other slots still come up.
 func LoadHardware(ctx context.Context, path string, log *slog.Logger) (*Hardware, error) {
-	cfg, slotErrs, err := LoadRackFile(path)
+	cfg, slotErrs, err := rackfile.Load(path)
 	for _, e := range slotErrs {
 		log.Error("rack file: slot left out", "err", e)
 	}

@@ -23,11 +23,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/samrack/samrack/api/audit"
 	"github.com/samrack/samrack/api/client"
 	"github.com/samrack/samrack/api/credentials"
 	"github.com/samrack/samrack/api/suite"
 	"github.com/samrack/samrack/api/wire"
-	"github.com/samrack/samrack/appliance/audit"
 	"github.com/samrack/samrack/appliance/dispatch"
 	"github.com/samrack/samrack/cluster/state"
 	"github.com/samrack/samrack/drivers/ga467"

@@ -4,10 +4,10 @@ import (
 	"encoding/binary"
 	"testing"
 
+	"github.com/samrack/samrack/api/audit"
 	"github.com/samrack/samrack/api/client"
 	"github.com/samrack/samrack/api/credentials"
 	"github.com/samrack/samrack/api/wire"
-	"github.com/samrack/samrack/appliance/audit"
 	"github.com/samrack/samrack/drivers/sim"
 )
 

@@ -4,10 +4,10 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/samrack/samrack/api/audit"
 	"github.com/samrack/samrack/api/client"
 	"github.com/samrack/samrack/api/credentials"
 	"github.com/samrack/samrack/api/suite"
-	"github.com/samrack/samrack/appliance/audit"
 	"github.com/samrack/samrack/drivers/ga467"
 	"github.com/samrack/samrack/drivers/sim"
 )

@@ -25,8 +25,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/samrack/samrack/api/audit"
 	"github.com/samrack/samrack/api/credentials"
-	"github.com/samrack/samrack/appliance/audit"
 	"github.com/samrack/samrack/cluster/raftstore"
 	"github.com/samrack/samrack/cluster/state"
 	"github.com/samrack/samrack/drivers/ga467"

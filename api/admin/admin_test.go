@@ -24,8 +24,8 @@ import (
 	"time"
 
 	"github.com/samrack/samrack/api/admin"
+	"github.com/samrack/samrack/api/audit"
 	"github.com/samrack/samrack/api/credentials"
-	"github.com/samrack/samrack/appliance/audit"
 	"github.com/samrack/samrack/appliance/pki"
 	"github.com/samrack/samrack/cluster/state"
 	"github.com/samrack/samrack/rack"

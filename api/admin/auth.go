@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/samrack/samrack/appliance/audit"
+	"github.com/samrack/samrack/api/audit"
 	"github.com/samrack/samrack/cluster/state"
 )
 

@@ -35,7 +35,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/samrack/samrack/appliance/audit"
+	"github.com/samrack/samrack/api/audit"
 	"github.com/samrack/samrack/cluster/state"
 )
 

@@ -4,7 +4,7 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/samrack/samrack/appliance/audit"
+	"github.com/samrack/samrack/api/audit"
 	"github.com/samrack/samrack/cluster/state"
 )
 

@@ -16,8 +16,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/samrack/samrack/api/audit"
 	"github.com/samrack/samrack/api/wire"
-	"github.com/samrack/samrack/appliance/audit"
 	"github.com/samrack/samrack/appliance/dispatch/host"
 	"github.com/samrack/samrack/appliance/pki"
 	"github.com/samrack/samrack/drivers/ga467"

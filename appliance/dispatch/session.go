@@ -7,9 +7,9 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/samrack/samrack/api/audit"
 	"github.com/samrack/samrack/api/suite"
 	"github.com/samrack/samrack/api/wire"
-	"github.com/samrack/samrack/appliance/audit"
 	"github.com/samrack/samrack/appliance/dispatch/host"
 	"github.com/samrack/samrack/drivers/idcard"
 	"github.com/samrack/samrack/drivers/sam"

@@ -10,11 +10,11 @@ import (
 	"github.com/spf13/cobra"
 	"go.yaml.in/yaml/v3"
 
-	"github.com/samrack/samrack/appliance"
 	"github.com/samrack/samrack/drivers/pcsc"
 	"github.com/samrack/samrack/drivers/sam"
 	"github.com/samrack/samrack/drivers/serial"
 	_ "github.com/samrack/samrack/drivers/sim" // the "sim" driver, for trying probe without hardware
+	"github.com/samrack/samrack/rack/rackfile"
 )
 
 // Probe is what `samctl probe` reports of one module.
@@ -148,15 +148,15 @@ func (a *app) rackCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, cancel := context.WithTimeout(cmd.Context(), 10*time.Second)
 			defer cancel()
-			f := appliance.RackFile{}
+			f := rackfile.File{}
 			id := 0
 			for _, c := range serial.Discover() {
-				f.Slots = append(f.Slots, appliance.SlotEntry{ID: id, Driver: "serial", Device: c.Path})
+				f.Slots = append(f.Slots, rackfile.Slot{ID: id, Driver: "serial", Device: c.Path})
 				id++
 			}
 			readers, perr := pcsc.ListReaders(ctx)
 			for _, name := range readers {
-				f.Slots = append(f.Slots, appliance.SlotEntry{ID: id, Driver: "pcsc", Device: name})
+				f.Slots = append(f.Slots, rackfile.Slot{ID: id, Driver: "pcsc", Device: name})
 				id++
 			}
 			w := cmd.OutOrStdout()
@@ -192,7 +192,7 @@ func (a *app) rackCmd() *cobra.Command {
 		Short: "Check a rack file: every slot's problem is named, the usable slots are listed",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, slotErrs, err := appliance.LoadRackFile(args[0])
+			cfg, slotErrs, err := rackfile.Load(args[0])
 			for _, e := range slotErrs {
 				fmt.Fprintln(cmd.ErrOrStderr(), e)
 			}

@@ -33,7 +33,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/samrack/samrack/api/admin"
-	"github.com/samrack/samrack/appliance/audit"
+	"github.com/samrack/samrack/api/audit"
 	"github.com/samrack/samrack/appliance/pki"
 	"github.com/samrack/samrack/cluster/raftstore"
 	"github.com/samrack/samrack/cluster/state"

@@ -31,8 +31,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/samrack/samrack/api/admin"
+	"github.com/samrack/samrack/api/audit"
 	"github.com/samrack/samrack/api/credentials"
-	"github.com/samrack/samrack/appliance/audit"
 	"github.com/samrack/samrack/cluster/state"
 	"github.com/samrack/samrack/drivers/ga467"
 )

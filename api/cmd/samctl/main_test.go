@@ -22,9 +22,9 @@ import (
 	"time"
 
 	"github.com/samrack/samrack/api/admin"
+	"github.com/samrack/samrack/api/audit"
 	"github.com/samrack/samrack/api/credentials"
 	"github.com/samrack/samrack/appliance"
-	"github.com/samrack/samrack/appliance/audit"
 	"github.com/samrack/samrack/drivers/sim"
 	"github.com/samrack/samrack/rack"
 )

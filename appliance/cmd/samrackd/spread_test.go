@@ -10,10 +10,10 @@ import (
 	"time"
 
 	"github.com/samrack/samrack/api/admin"
+	"github.com/samrack/samrack/api/audit"
 	"github.com/samrack/samrack/api/client"
 	"github.com/samrack/samrack/api/credentials"
 	"github.com/samrack/samrack/api/wire"
-	"github.com/samrack/samrack/appliance/audit"
 	"github.com/samrack/samrack/appliance/dispatch/host"
 	"github.com/samrack/samrack/cluster/state"
 	"github.com/samrack/samrack/drivers/sim"

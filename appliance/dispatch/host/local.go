@@ -10,9 +10,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/samrack/samrack/api/audit"
 	"github.com/samrack/samrack/api/suite"
 	"github.com/samrack/samrack/api/wire"
-	"github.com/samrack/samrack/appliance/audit"
 )
 
 // Config wires a Local host.

@@ -8,9 +8,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/samrack/samrack/api/audit"
 	"github.com/samrack/samrack/api/suite"
 	"github.com/samrack/samrack/api/wire"
-	"github.com/samrack/samrack/appliance/audit"
 	"github.com/samrack/samrack/drivers/ga467"
 	"github.com/samrack/samrack/drivers/sam"
 )

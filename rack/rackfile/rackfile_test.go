@@ -1,4 +1,4 @@
-package appliance_test
+package rackfile_test
 
 import (
 	"errors"
@@ -6,10 +6,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/samrack/samrack/appliance"
+	_ "github.com/samrack/samrack/drivers/sim" // the "sim" driver the files name
+	"github.com/samrack/samrack/rack/rackfile"
 )
 
-func TestParseRackFile(t *testing.T) {
+func TestParse(t *testing.T) {
 	const good = `
 check_interval: 2s
 boot_time: 500ms
@@ -31,7 +32,7 @@ slots:
     device: "4"
     options: {proc: 10ms}
 `
-	cfg, slotErrs, err := appliance.ParseRackFile("rack.yaml", []byte(good))
+	cfg, slotErrs, err := rackfile.Parse("rack.yaml", []byte(good))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,17 +58,17 @@ slots:
 		"slots:\n  - id: 0\n    drive: sim", // unknown field
 		"slots: []",                         // nothing usable
 	} {
-		if _, _, err := appliance.ParseRackFile("rack.yaml", []byte(bad)); !errors.Is(err, appliance.ErrRackFile) {
-			t.Errorf("%q: err = %v, want ErrRackFile", bad, err)
+		if _, _, err := rackfile.Parse("rack.yaml", []byte(bad)); !errors.Is(err, rackfile.ErrUnusable) {
+			t.Errorf("%q: err = %v, want ErrUnusable", bad, err)
 		}
 	}
 }
 
-func FuzzParseRackFile(f *testing.F) {
+func FuzzParse(f *testing.F) {
 	f.Add([]byte("slots:\n  - id: 0\n    driver: sim\n    device: \"1\"\n"))
 	f.Add([]byte("check_interval: 1s\nslots: [{id: 1, driver: sim, device: x}]"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		cfg, _, err := appliance.ParseRackFile("fuzz", data)
+		cfg, _, err := rackfile.Parse("fuzz", data)
 		if err == nil && len(cfg.Slots) == 0 {
 			t.Fatal("no error but no slots")
 		}

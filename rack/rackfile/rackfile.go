@@ -1,4 +1,14 @@
-package appliance
+// Package rackfile reads the rack file a hardware team writes: a YAML file
+// naming, per slot, the driver, device, driver options and GPIO lines (see
+// File), and the rack's timings. Load turns it into a rack.Config; a slot
+// with a problem is left out and reported by name so the other slots still
+// come up. samrackd --rack loads it through the appliance, `samctl rack
+// check` checks it and `samctl rack discover` prints a File to start from.
+//
+// A slot's driver must be registered with drivers/sam in the running
+// binary: the program links the drivers it supports (samrackd and samctl
+// link serial, pcsc and sim).
+package rackfile
 
 import (
 	"bytes"
@@ -14,7 +24,7 @@ import (
 	"github.com/samrack/samrack/rack"
 )
 
-// RackFile is the rack configuration file a hardware team writes: one entry
+// File is the rack configuration file a hardware team writes: one entry
 // per slot naming its driver, device and GPIO lines. `samctl rack discover`
 // prints a starting point.
 //
@@ -31,21 +41,21 @@ import (
 //	  - id: 1
 //	    driver: pcsc
 //	    device: "ACS ACR39U ICC Reader 00 00"
-type RackFile struct {
-	CheckInterval Duration    `yaml:"check_interval"`
-	CheckTimeout  Duration    `yaml:"check_timeout"`
-	PowerOffTime  Duration    `yaml:"power_off_time"`
-	BootTime      Duration    `yaml:"boot_time"`
-	Backoff       Duration    `yaml:"backoff"`
-	MaxBackoff    Duration    `yaml:"max_backoff"`
-	MaxFailures   int         `yaml:"max_failures"`
-	MaxWait       Duration    `yaml:"max_wait"`
-	MaxLease      Duration    `yaml:"max_lease"`
-	Slots         []SlotEntry `yaml:"slots"`
+type File struct {
+	CheckInterval Duration `yaml:"check_interval"`
+	CheckTimeout  Duration `yaml:"check_timeout"`
+	PowerOffTime  Duration `yaml:"power_off_time"`
+	BootTime      Duration `yaml:"boot_time"`
+	Backoff       Duration `yaml:"backoff"`
+	MaxBackoff    Duration `yaml:"max_backoff"`
+	MaxFailures   int      `yaml:"max_failures"`
+	MaxWait       Duration `yaml:"max_wait"`
+	MaxLease      Duration `yaml:"max_lease"`
+	Slots         []Slot   `yaml:"slots"`
 }
 
-// SlotEntry is one slot of a RackFile.
-type SlotEntry struct {
+// Slot is one slot of a File.
+type Slot struct {
 	ID      int               `yaml:"id"`
 	Driver  string            `yaml:"driver"`
 	Device  string            `yaml:"device"`
@@ -71,34 +81,35 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 // MarshalYAML implements yaml.Marshaler.
 func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
 
-// ErrRackFile reports a rack file that cannot be used at all.
-var ErrRackFile = errors.New("rack file")
+// ErrUnusable reports a rack file that cannot be used at all: unreadable,
+// too large, not valid YAML, or without a usable slot.
+var ErrUnusable = errors.New("rack file")
 
-// maxRackFile bounds the size of a rack file.
-const maxRackFile = 1 << 20
+// maxSize bounds the size of a rack file.
+const maxSize = 1 << 20
 
-// LoadRackFile reads a rack file. A slot with a problem (unknown driver, no
+// Load reads a rack file. A slot with a problem (unknown driver, no
 // device, duplicate ID) is left out and reported in slotErrs, each naming
 // the slot, so the other slots still come up; err is set only when the
 // file cannot be read or parsed, or no slot is usable.
-func LoadRackFile(path string) (cfg *rack.Config, slotErrs []error, err error) {
+func Load(path string) (cfg *rack.Config, slotErrs []error, err error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w: %v", ErrRackFile, err)
+		return nil, nil, fmt.Errorf("%w: %v", ErrUnusable, err)
 	}
-	if len(data) > maxRackFile {
-		return nil, nil, fmt.Errorf("%w %s: larger than %d bytes", ErrRackFile, path, maxRackFile)
+	if len(data) > maxSize {
+		return nil, nil, fmt.Errorf("%w %s: larger than %d bytes", ErrUnusable, path, maxSize)
 	}
-	return ParseRackFile(path, data)
+	return Parse(path, data)
 }
 
-// ParseRackFile is LoadRackFile on the file's bytes; name is used in errors.
-func ParseRackFile(name string, data []byte) (cfg *rack.Config, slotErrs []error, err error) {
-	var f RackFile
+// Parse is Load on the file's bytes; name is used in errors.
+func Parse(name string, data []byte) (cfg *rack.Config, slotErrs []error, err error) {
+	var f File
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&f); err != nil {
-		return nil, nil, fmt.Errorf("%w %s: %v", ErrRackFile, name, err)
+		return nil, nil, fmt.Errorf("%w %s: %v", ErrUnusable, name, err)
 	}
 	cfg = &rack.Config{
 		CheckInterval: time.Duration(f.CheckInterval), CheckTimeout: time.Duration(f.CheckTimeout),
@@ -130,7 +141,7 @@ func ParseRackFile(name string, data []byte) (cfg *rack.Config, slotErrs []error
 		}
 	}
 	if len(cfg.Slots) == 0 {
-		return nil, slotErrs, fmt.Errorf("%w %s: no usable slot", ErrRackFile, name)
+		return nil, slotErrs, fmt.Errorf("%w %s: no usable slot", ErrUnusable, name)
 	}
 	return cfg, slotErrs, nil
 }

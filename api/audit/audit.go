@@ -8,6 +8,11 @@
 // Log writes JSON lines to a writer and/or a size-rotated file, keeps the
 // last events in memory for the admin API (Recent) and counts events by kind
 // (Counts).
+//
+// It lives under api because its event schema (Event, the Kind constants,
+// Query, NoSlot) crosses the admin edge: the appliance writes events, the
+// admin API (api/admin) serves them and samctl prints them, and api packages
+// do not import the appliance.
 package audit
 
 import (
