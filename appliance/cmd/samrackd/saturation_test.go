@@ -18,6 +18,7 @@ import (
 	"github.com/samrack/samrack/api/client"
 	"github.com/samrack/samrack/api/credentials"
 	"github.com/samrack/samrack/api/loadgen"
+	"github.com/samrack/samrack/api/wire"
 	"github.com/samrack/samrack/appliance/dispatch"
 	"github.com/samrack/samrack/drivers/idcard"
 	"github.com/samrack/samrack/drivers/sim"
@@ -206,8 +207,16 @@ func clusterSaturation(b *testing.B, nodes int) {
 		}
 		bundles = append(bundles, &bd)
 	}
-	// The readers reach every appliance through raft; reader i uses
+	// The readers reach every appliance through raft (a reader unknown
+	// where it connects fails to authenticate, and enough failures
+	// suspend it); reader i uses
 	// appliance i mod n only.
+	for i, c := range admins {
+		waitFor(b, fmt.Sprintf("the readers on n%d", i+1), 60*time.Second, func() bool {
+			var rs []admin.ReaderInfo
+			return c.Do(ctx, "GET", "/v1/readers", nil, &rs) == nil && len(rs) >= len(bundles)
+		})
+	}
 	clients := make([]*client.Client, readers)
 	for i := range clients {
 		bd := *bundles[i%len(bundles)]
@@ -220,13 +229,12 @@ func clusterSaturation(b *testing.B, nodes int) {
 		b.Cleanup(func() { c.Close() })
 	}
 	card := func(i int) idcard.RF { return sim.NewCard(int64(i), sim.CardOptions{Timing: &sim.RFTiming{}}) }
-	// Warm: every connection up and one read each (retried while the
-	// readers replicate to the other appliances).
-	waitFor(b, "a warm-up read on every reader", 120*time.Second, func() bool {
-		sum, err := loadgen.Run(ctx, loadgen.Config{Clients: clients, Count: readers, Concurrency: readers,
-			Card: func(i int) idcard.RF { return card(1_000_000 + i) }})
-		return err == nil && sum.Errors == 0
-	})
+	// Warm: every connection up and one read each.
+	warm, err := loadgen.Run(ctx, loadgen.Config{Clients: clients, Count: readers, Concurrency: readers,
+		Card: func(i int) idcard.RF { return card(1_000_000 + i) }, Timeout: 60 * time.Second})
+	if err != nil || warm.Errors > 0 {
+		b.Fatalf("warm-up: %v %v", err, warm)
+	}
 	count := max(b.N, 1200*nodes)
 	cards := make([]idcard.RF, count)
 	for i := range cards {
@@ -244,7 +252,11 @@ func clusterSaturation(b *testing.B, nodes int) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	if sum.Errors > 0 {
+	// 4 readers a SAM queue for long: on a contended machine a few wait
+	// past the queue limit and are refused busy, before any SAM work (no
+	// capacity lost, not counted as reads). Anything else fails the run.
+	busy := sum.ByCode[fmt.Sprintf("%d-%s", wire.Busy, wire.Busy)]
+	if sum.Errors > busy {
 		b.Fatalf("%d reads failed: %v", sum.Errors, sum.ByCode)
 	}
 	limit := float64(nodes*sams) / (readTime + rtt).Seconds()
@@ -258,6 +270,7 @@ func clusterSaturation(b *testing.B, nodes int) {
 	b.ReportMetric(float64(hold)/1e6, "sam-hold-ms")
 	b.ReportMetric(float64(wait)/1e6, "reader-wait-ms")
 	b.ReportMetric(float64(cpu)/1e6/float64(sum.Reads), "reader-cpu-ms-per-read")
+	b.ReportMetric(float64(busy), "busy-refusals")
 	b.ReportMetric(sum.SteadyReadsPerSec, "reads/s")
 	b.ReportMetric(float64(sum.P99)/1e6, "p99-ms")
 	b.ReportMetric(0, "ns/op")
