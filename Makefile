@@ -64,6 +64,10 @@ bench-flood: deps ## readers under a 20,000-connection flood (SAMRACK_FLOOD_CONN
 bench-failover: deps ## as root: >= 5 SIGKILLs of the raft leader (three samrackd in network namespaces, VIP) under a read load: failover-p50-s, failover-max-s
 	$(GO) test -run '^$$' -bench '^BenchmarkFailover$$' -benchtime 1x -timeout 10m $(GOTESTFLAGS) ./appliance/cmd/samrackd/
 
+.PHONY: bench-cluster
+bench-cluster: deps ## one and three samrackd of 16 virtual SAMs x 100 ms, readers with a 20 ms round trip injected: capacity-ratio, hold-overhead-ms, reader CPU
+	$(GO) test -run '^$$' -bench '^BenchmarkClusterSaturation$$' -benchtime 1x -count 2 -timeout 10m $(GOTESTFLAGS) ./appliance/cmd/samrackd/
+
 .PHONY: bench-100m
 bench-100m: ## the card blacklist benchmark at 100 M entries (needs ~4 GB of memory, minutes)
 	SAMRACK_BLACKLIST_N=100000000 $(GO) test -run '^$$' -bench 'Blacklist100M' -benchtime 1000000x -timeout 60m ./cluster/state/

@@ -41,6 +41,10 @@ type Config struct {
 	// readers in the field arrive at random rather than in lockstep (and
 	// as load tools ramp up). Zero starts them all at once.
 	Ramp time.Duration
+	// RTT is a WAN round trip added to every exchange on the readers'
+	// side (WithRTT) when Run connects them from Bundles; readers given as
+	// Clients carry their own.
+	RTT time.Duration
 	// Progress, if set, is called every Interval (default 500 ms) and once
 	// at the end, from the Run goroutine.
 	Progress func(Progress)
@@ -126,7 +130,11 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 				c = cfg.Clients[w%len(cfg.Clients)]
 			} else {
 				var err error
-				c, err = client.New(cfg.Bundles[w%len(cfg.Bundles)], cfg.Options...)
+				opts := cfg.Options
+				if cfg.RTT > 0 {
+					opts = append(slices.Clip(opts), WithRTT(cfg.RTT))
+				}
+				c, err = client.New(cfg.Bundles[w%len(cfg.Bundles)], opts...)
 				if err != nil {
 					for next.Add(1) <= int64(cfg.Count) {
 						fail(err)

@@ -167,6 +167,7 @@ func newLoad() *cobra.Command {
 		asJSON      bool
 		noBatch     bool
 		retries     int
+		rtt         time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "load",
@@ -186,6 +187,7 @@ func newLoad() *cobra.Command {
 				// Every read gets its own card in the field.
 				Card:    func(i int) idcard.RF { return sim.NewCard(cf.seed+int64(i), opts) },
 				Options: []client.Option{client.WithBatching(!noBatch), client.WithRetries(retries)},
+				RTT:     rtt,
 				Progress: func(p loadgen.Progress) {
 					rate := float64(p.Done-p.Errors) / max(p.Elapsed.Seconds(), 1e-9)
 					fmt.Fprintf(stderr, "\r%6d/%d reads, %d errors, %.1f reads/s, %.1fs ", p.Done, p.Count, p.Errors, rate, p.Elapsed.Seconds())
@@ -214,6 +216,7 @@ func newLoad() *cobra.Command {
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the summary as JSON")
 	cmd.Flags().BoolVar(&noBatch, "no-batch", false, "send one message per frame")
 	cmd.Flags().IntVar(&retries, "retries", 0, "retry busy / SAM-fault / broken-connection reads this many times (0: count them as errors)")
+	cmd.Flags().DurationVar(&rtt, "rtt", 0, "add this WAN round trip to every exchange, on the readers' side: what they send goes out this much later")
 	return cmd
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/samrack/samrack/appliance"
+	"github.com/samrack/samrack/appliance/dispatch"
 	"github.com/samrack/samrack/cluster/link"
 	"github.com/samrack/samrack/drivers/sim"
 )
@@ -67,6 +68,7 @@ func newRoot() *cobra.Command {
 			t := sim.DefaultSAMTiming
 			t.Read = simRead
 			cfg.SimTiming = &t
+			cfg.Dispatch.OnRead = onRead
 			return run(cfg, rackFile)
 		},
 	}
@@ -98,6 +100,10 @@ func newRoot() *cobra.Command {
 	f.IntVar(&cfg.Dispatch.MaxPendingPerSource, "max-pending-per-source", 64, "reader connections still in their TLS handshake, per source address (more are reset)")
 	return cmd
 }
+
+// onRead, when set, is told where each read's time went (the saturation
+// benchmark's hold figures; nil in the daemon).
+var onRead func(dispatch.ReadTiming)
 
 func run(cfg appliance.Config, rackFile string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
