@@ -45,8 +45,9 @@ test-hil: deps ## only the tests through the real PC/SC stack (pcscd + virtual S
 	$(GO) test -race -count=1 $(GOTESTFLAGS) ./drivers/pcsc/... ./drivers/serial/...
 
 .PHONY: soak
-soak: deps ## the raft fault tests for SOAK (default 10m): SIGKILL, partitions, porcupine linearizability (SAMRACK_FAULT_SEED replays)
+soak: deps ## the fault tests for SOAK (default 10m) each: raft linearizability (SAMRACK_FAULT_SEED replays), then the samrackd cluster chaos (SAMRACK_CHAOS_SEED replays)
 	SAMRACK_SOAK=$(or $(SOAK),10m) $(GO) test -race -count=1 -run '^TestLinearizableUnderFaults$$' -timeout 0 -v $(GOTESTFLAGS) ./cluster/raftstore/
+	SAMRACK_SOAK=$(or $(SOAK),10m) $(GO) test -race -count=1 -run '^TestClusterChaos$$' -timeout 0 -v $(GOTESTFLAGS) ./appliance/cmd/samrackd/
 
 .PHONY: demo
 demo: build ## start an appliance, provision a reader, read three cards, blacklist one, show the rejection

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -687,6 +688,18 @@ func (c clusterOps) TransferLeader(ctx context.Context, id string) (string, erro
 }
 
 func (c clusterOps) SaveSnapshot(w io.Writer) error { return c.a.store.Snapshot(w) }
+
+var _ admin.Digester = clusterOps{}
+
+// StateDigest implements admin.Digester.
+func (c clusterOps) StateDigest() (admin.Digest, error) {
+	idx := c.a.store.AppliedIndex()
+	d, err := c.a.store.Digest()
+	if err != nil {
+		return admin.Digest{}, err
+	}
+	return admin.Digest{Node: c.a.id, AppliedIndex: idx, SHA256: hex.EncodeToString(d[:])}, nil
+}
 
 func (c clusterOps) RestoreSnapshot(ctx context.Context, r io.Reader) error {
 	if err := c.a.store.Restore(r); err != nil {

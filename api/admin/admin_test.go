@@ -340,6 +340,7 @@ func endpoints() map[string]endpoint {
 		"POST /v1/cluster/transfer-leader":      {request{method: "POST", path: "/v1/cluster/transfer-leader", ctype: j, body: `{}`}, 200, "cluster.transfer-leader"},
 		"GET /v1/cluster/snapshot":              {request{method: "GET", path: "/v1/cluster/snapshot"}, 200, "cluster.snapshot.save"},
 		"POST /v1/cluster/snapshot":             {request{method: "POST", path: "/v1/cluster/snapshot", ctype: admin.SnapshotType, body: "good"}, 200, "cluster.snapshot.restore"},
+		"GET /v1/cluster/digest":                {request{method: "GET", path: "/v1/cluster/digest"}, 200, ""},
 	}
 }
 

@@ -105,7 +105,39 @@ func (s *Server) clusterRoutes() []route {
 		{"POST /v1/cluster/transfer-leader", a, "", s.transferLeader},
 		{"GET /v1/cluster/snapshot", a, "", s.saveSnapshot},
 		{"POST /v1/cluster/snapshot", a, SnapshotType, s.restoreSnapshot},
+		{"GET /v1/cluster/digest", v, "", s.digest},
 	}
+}
+
+// Digester is an optional capability of a Cluster: the digest of this
+// node's copy of the replicated state, equal on nodes that applied the
+// same commands (GET /v1/cluster/digest, for checks that the replicas
+// converged).
+type Digester interface {
+	StateDigest() (Digest, error)
+}
+
+// Digest is the answer of GET /v1/cluster/digest.
+type Digest struct {
+	Node         string `json:"node"`
+	AppliedIndex uint64 `json:"applied_index"` // raft's applied index when the digest was taken
+	SHA256       string `json:"sha256"`        // hex of the SHA-256 of the state's snapshot
+}
+
+func (s *Server) digest(w http.ResponseWriter, r *http.Request) error {
+	c, err := s.cluster()
+	if err != nil {
+		return err
+	}
+	d, ok := c.(Digester)
+	if !ok {
+		return errorf(http.StatusNotFound, "this appliance has no state digest")
+	}
+	out, err := d.StateDigest()
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, out)
 }
 
 func (s *Server) cluster() (Cluster, error) {

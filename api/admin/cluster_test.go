@@ -32,6 +32,9 @@ func (fakeCluster) SaveSnapshot(w io.Writer) error {
 	_, err := io.WriteString(w, "snapshot")
 	return err
 }
+func (fakeCluster) StateDigest() (admin.Digest, error) {
+	return admin.Digest{Node: "node-1", AppliedIndex: 7, SHA256: strings.Repeat("ab", 32)}, nil
+}
 func (fakeCluster) RestoreSnapshot(_ context.Context, r io.Reader) error {
 	b, _ := io.ReadAll(r)
 	if string(b) != "good" {

@@ -36,6 +36,7 @@ func TestMain(m *testing.M) {
 		i := slices.Index(os.Args, "--")
 		os.Args = append([]string{"samrackd"}, os.Args[i+1:]...)
 		main()
+		childLeakCheck() // chaos_test.go
 		os.Exit(0)
 	}
 	os.Exit(m.Run())

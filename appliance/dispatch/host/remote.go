@@ -55,7 +55,25 @@ func NewServer(h Host) *Server { return &Server{h: h, leases: map[[16]byte]*serv
 func (sv *Server) Leases() int {
 	sv.mu.Lock()
 	defer sv.mu.Unlock()
+	sv.sweepLocked()
 	return len(sv.leases)
+}
+
+// ender is a Session that can tell it ended (the Local host's sessions).
+type ender interface{ ended() bool }
+
+// sweepLocked forgets the leases whose session ended on the host's side
+// without a word from the peer — the host released a silent front end's
+// lease after its IdleTimeout, or the rack took the SAM back — while the
+// link connection that placed them stayed up (a peer stopped for a while,
+// then continued). Down would never forget them: the connection did not
+// end.
+func (sv *Server) sweepLocked() {
+	for id, l := range sv.leases {
+		if e, ok := l.s.(ender); ok && e.ended() {
+			delete(sv.leases, id)
+		}
+	}
 }
 
 // Handle serves one stream (clink.Config.Handle).
@@ -113,6 +131,7 @@ func (sv *Server) place(c clink.Conn, st net.Conn, p []byte) (uint8, []byte) {
 	sv.mu.Lock()
 	closed := sv.closed
 	if !closed {
+		sv.sweepLocked()
 		sv.leases[id] = &served{conn: c, s: s}
 	}
 	sv.mu.Unlock()

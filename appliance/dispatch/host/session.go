@@ -105,6 +105,16 @@ func (s *session) Step(ctx context.Context, in *Input) (*Output, error) {
 	}
 }
 
+// ended says whether the session ended (host.ender).
+func (s *session) ended() bool {
+	select {
+	case <-s.done:
+		return true
+	default:
+		return false
+	}
+}
+
 // Release implements Session.
 func (s *session) Release(ctx context.Context, outcome error) {
 	s.relOnce.Do(func() {
