@@ -11,6 +11,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/samrack/samrack/api/credentials"
 )
 
 // Credentials is an operator's admin credentials file: where the admin API
@@ -38,19 +40,11 @@ var ErrCredentials = errors.New("admin: bad credentials")
 
 // TLSConfig is the client TLS 1.3 configuration of the credentials.
 func (c *Credentials) TLSConfig() (*tls.Config, error) {
-	cert, err := tls.X509KeyPair([]byte(c.CertPEM), []byte(c.KeyPEM))
+	cfg, err := credentials.ClientTLS(c.CertPEM, c.KeyPEM, c.CAPEM, c.ServerName)
 	if err != nil {
-		return nil, fmt.Errorf("%w: client certificate: %v", ErrCredentials, err)
+		return nil, fmt.Errorf("%w: %v", ErrCredentials, err)
 	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM([]byte(c.CAPEM)) {
-		return nil, fmt.Errorf("%w: no CA certificate", ErrCredentials)
-	}
-	name := c.ServerName
-	if name == "" {
-		name = "samrack"
-	}
-	return &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{cert}, RootCAs: pool, ServerName: name}, nil
+	return cfg, nil
 }
 
 // LoadCredentials reads and checks a credentials file.

@@ -115,23 +115,33 @@ func (b *Bundle) Validate() error {
 
 // TLSConfig is the client TLS 1.3 configuration of the bundle.
 func (b *Bundle) TLSConfig() (*tls.Config, error) {
-	cert, err := tls.X509KeyPair([]byte(b.CertPEM), []byte(b.KeyPEM))
+	cfg, err := ClientTLS(b.CertPEM, b.KeyPEM, b.CAPEM, b.ServerName)
 	if err != nil {
-		return nil, fmt.Errorf("%w: client certificate: %v", ErrBundle, err)
+		return nil, fmt.Errorf("%w: %v", ErrBundle, err)
+	}
+	return cfg, nil
+}
+
+// ClientTLS is the client TLS 1.3 configuration of a client certificate
+// and key and the installation CA, all PEM; the server's certificate must
+// be for serverName ("samrack" if empty).
+func ClientTLS(certPEM, keyPEM, caPEM, serverName string) (*tls.Config, error) {
+	cert, err := tls.X509KeyPair([]byte(certPEM), []byte(keyPEM))
+	if err != nil {
+		return nil, fmt.Errorf("client certificate: %v", err)
 	}
 	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM([]byte(b.CAPEM)) {
-		return nil, fmt.Errorf("%w: no CA certificate", ErrBundle)
+	if !pool.AppendCertsFromPEM([]byte(caPEM)) {
+		return nil, errors.New("no CA certificate")
 	}
-	name := b.ServerName
-	if name == "" {
-		name = "samrack"
+	if serverName == "" {
+		serverName = "samrack"
 	}
 	return &tls.Config{
 		MinVersion:   tls.VersionTLS13,
 		Certificates: []tls.Certificate{cert},
 		RootCAs:      pool,
-		ServerName:   name,
+		ServerName:   serverName,
 	}, nil
 }
 

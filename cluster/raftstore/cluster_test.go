@@ -3,18 +3,11 @@ package raftstore
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
-	"net/url"
 	"path/filepath"
 	"testing"
 	"time"
@@ -22,48 +15,10 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	"github.com/samrack/samrack/cluster/state"
+	"github.com/samrack/samrack/cluster/testca"
 )
 
 var t0 = time.Date(2025, 3, 1, 8, 0, 0, 0, time.UTC)
-
-// testCA is an installation CA made for a test.
-type testCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pool *x509.CertPool
-}
-
-func newCA(t testing.TB, name string) *testCA {
-	t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	return &testCA{cert: cert, key: key, pool: pool}
-}
-
-// issue returns a TLS config with a certificate of the CA; uris are its
-// URI SANs (NodeURI(id) for a node certificate).
-func (ca *testCA) issue(t testing.TB, cn string, uris ...*url.URL) *tls.Config {
-	t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
-	tmpl := &x509.Certificate{SerialNumber: serial, Subject: pkix.Name{CommonName: cn}, URIs: uris,
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}, RootCAs: ca.pool}
-}
 
 func testLogger(t testing.TB) hclog.Logger {
 	return hclog.New(&hclog.LoggerOptions{Name: t.Name(), Level: hclog.Error, Output: io.Discard})
@@ -92,7 +47,7 @@ type node struct {
 
 type cluster struct {
 	t     testing.TB
-	ca    *testCA
+	ca    *testca.CA
 	nodes []*node
 	tune  func(*raft.Config)
 }
@@ -100,10 +55,10 @@ type cluster struct {
 // newCluster starts n nodes over TCP+mTLS on loopback; the first
 // bootstraps and adds the others.
 func newCluster(t testing.TB, n int, tune func(*raft.Config)) *cluster {
-	c := &cluster{t: t, ca: newCA(t, "samrack test CA"), tune: tune}
+	c := &cluster{t: t, ca: testca.New(t, "samrack test CA"), tune: tune}
 	for i := range n {
 		id := fmt.Sprintf("n%d", i+1)
-		nd := &node{id: id, dir: filepath.Join(t.TempDir(), id), tls: c.ca.issue(t, id, NodeURI(id))}
+		nd := &node{id: id, dir: filepath.Join(t.TempDir(), id), tls: c.ca.TLS(t, id, NodeURI(id))}
 		c.start(nd, "127.0.0.1:0", i == 0)
 		c.nodes = append(c.nodes, nd)
 	}

@@ -120,7 +120,7 @@ func BenchmarkJoinCatchUp(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
-		nd := &node{id: fmt.Sprintf("j%d", i+1), dir: filepath.Join(b.TempDir(), "join"), tls: c.ca.issue(b, fmt.Sprintf("j%d", i+1), NodeURI(fmt.Sprintf("j%d", i+1)))}
+		nd := &node{id: fmt.Sprintf("j%d", i+1), dir: filepath.Join(b.TempDir(), "join"), tls: c.ca.TLS(b, fmt.Sprintf("j%d", i+1), NodeURI(fmt.Sprintf("j%d", i+1)))}
 		c.start(nd, "127.0.0.1:0", false)
 		b.Cleanup(func() {
 			if nd.s != nil {

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/samrack/samrack/cluster/testca"
 	"github.com/samrack/samrack/cluster/vip"
 	"github.com/samrack/samrack/drivers/samtest/leaktest"
 )
@@ -128,7 +129,7 @@ func (e *recEffector) Announce(context.Context) error {
 // without it; a graceful stop removes it, then transfers leadership.
 func TestLeadershipMovesVIP(t *testing.T) {
 	leaktest.Check(t)
-	ca := newCA(t, "samrack test CA")
+	ca := testca.New(t, "samrack test CA")
 	tune := fastRaft(0, 0)
 	type vnode struct {
 		id    string
@@ -144,7 +145,7 @@ func TestLeadershipMovesVIP(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		trans, fl, err := NewFaultTLSTransport(ln, ca.issue(t, id, NodeURI(id)), nil, testLogger(t))
+		trans, fl, err := NewFaultTLSTransport(ln, ca.TLS(t, id, NodeURI(id)), nil, testLogger(t))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -7,16 +7,12 @@ package raftstore
 import (
 	"bufio"
 	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
 	"net/http"
 	"net/url"
 	"os"
@@ -27,6 +23,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/samrack/samrack/cluster/testca"
 )
 
 type proc struct {
@@ -51,7 +49,7 @@ type procCluster struct {
 	t      testing.TB
 	dir    string
 	caFile string
-	ca     *testCA
+	ca     *testca.CA
 	procs  []*proc
 	snap   [2]uint64 // snapshot threshold and trailing logs of the nodes
 	client *http.Client
@@ -61,10 +59,10 @@ type procCluster struct {
 // first bootstraps and adds the others.
 func newProcCluster(t testing.TB, n int, snapThreshold, trailing uint64) *procCluster {
 	t.Helper()
-	pc := &procCluster{t: t, dir: t.TempDir(), ca: newCA(t, "samrack fault-test CA"), snap: [2]uint64{snapThreshold, trailing},
+	pc := &procCluster{t: t, dir: t.TempDir(), ca: testca.New(t, "samrack fault-test CA"), snap: [2]uint64{snapThreshold, trailing},
 		client: &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 16}}}
 	pc.caFile = filepath.Join(pc.dir, "ca.pem")
-	writePEM(t, pc.caFile, "CERTIFICATE", pc.ca.cert.Raw)
+	writePEM(t, pc.caFile, "CERTIFICATE", pc.ca.Cert.Raw)
 	t.Cleanup(func() {
 		for _, p := range pc.procs {
 			pc.kill(p)
@@ -103,15 +101,8 @@ func writePEM(t testing.TB, path, typ string, der []byte) {
 // issueFiles writes node id's certificate and key.
 func (pc *procCluster) issueFiles(id string) (certFile, keyFile string) {
 	t := pc.t
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
-	tmpl := &x509.Certificate{SerialNumber: serial, Subject: pkix.Name{CommonName: id}, URIs: []*url.URL{NodeURI(id)},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, pc.ca.cert, &key.PublicKey, pc.ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cert := pc.ca.Issue(t, id, NodeURI(id))
+	der, key := cert.Certificate[0], cert.PrivateKey.(*ecdsa.PrivateKey)
 	kder, err := x509.MarshalECPrivateKey(key)
 	if err != nil {
 		t.Fatal(err)

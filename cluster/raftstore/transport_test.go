@@ -10,6 +10,7 @@ import (
 
 	"github.com/hashicorp/raft"
 	"github.com/samrack/samrack/cluster/state"
+	"github.com/samrack/samrack/cluster/testca"
 )
 
 // acceptOne returns the next connection the layer accepts, or nil if none
@@ -46,8 +47,8 @@ func newLayer(t *testing.T, cfg *tls.Config) *TLSStreamLayer {
 // CA without the node identity, or with none, fails the handshake and is
 // never handed to raft; a node peer is.
 func TestTLSPeerRefused(t *testing.T) {
-	ca, foreign := newCA(t, "ours"), newCA(t, "theirs")
-	server := newLayer(t, ca.issue(t, "n1", NodeURI("n1")))
+	ca, foreign := testca.New(t, "ours"), testca.New(t, "theirs")
+	server := newLayer(t, ca.TLS(t, "n1", NodeURI("n1")))
 	addr := server.Addr().String()
 
 	dialWith := func(cfg *tls.Config) error {
@@ -65,12 +66,12 @@ func TestTLSPeerRefused(t *testing.T) {
 		_, err = conn.Read(make([]byte, 1))
 		return err
 	}
-	foreignNode := foreign.issue(t, "n9", NodeURI("n9"))
-	notNode := ca.issue(t, "reader", nil...)
+	foreignNode := foreign.TLS(t, "n9", NodeURI("n9"))
+	notNode := ca.TLS(t, "reader")
 	for name, cfg := range map[string]*tls.Config{
 		"foreign CA":       foreignNode,
 		"no node identity": notNode,
-		"no certificate":   {RootCAs: ca.pool},
+		"no certificate":   {RootCAs: ca.Pool},
 	} {
 		err := dialWith(cfg)
 		if err == nil || errors.Is(err, errTimeout) || isTimeout(err) {
@@ -87,8 +88,8 @@ func TestTLSPeerRefused(t *testing.T) {
 		c.Close()
 	}
 	// The layer dialing a server without node identity refuses it too.
-	plain := newLayer(t, ca.issue(t, "web"))
-	good := newLayer(t, ca.issue(t, "n2", NodeURI("n2")))
+	plain := newLayer(t, ca.TLS(t, "web"))
+	good := newLayer(t, ca.TLS(t, "n2", NodeURI("n2")))
 	if _, err := good.Dial(netAddr(plain.Addr().String()), 5*time.Second); err == nil {
 		t.Error("dialed a server without node identity")
 	}
@@ -130,7 +131,7 @@ type netAddr = raftAddr
 func TestMalformedPeer(t *testing.T) {
 	c := newCluster(t, 3, fastRaft(0, 0))
 	l := c.leader()
-	cfg := c.ca.issue(t, "n7", NodeURI("n7"))
+	cfg := c.ca.TLS(t, "n7", NodeURI("n7"))
 	sl := newLayer(t, cfg)
 	for _, garbage := range [][]byte{{0xff, 0xff, 0xff}, {0, 0x93, 1, 2, 3, 4, 5, 6, 7}, make([]byte, 4096)} {
 		conn, err := sl.Dial(netAddr(l.addr), 5*time.Second)

@@ -13,13 +13,12 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/samrack/samrack/cluster/vip/netnstest"
 	"github.com/samrack/samrack/drivers/samtest/leaktest"
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 )
 
 // The real-stack tests: a switch namespace with a bridge; appliance
@@ -180,7 +179,7 @@ func readerMain() int {
 		if err != nil {
 			return "none"
 		}
-		ns, err := netlink.NeighList(l.Attrs().Index, family(vip))
+		ns, err := netlink.NeighList(l.Attrs().Index, netnstest.Family(vip))
 		if err != nil {
 			return "none"
 		}
@@ -229,154 +228,38 @@ func readerMain() int {
 
 // --- the lab the tests build ---
 
-var labSeq atomic.Int32
-
+// lab is a netnstest.Lab with a node process in each node namespace and
+// a reader process in the reader namespace.
 type lab struct {
+	*netnstest.Lab
 	t     testing.TB
-	vip   string   // labVIP or labVIP6
-	sw    string   // the switch namespace
-	nodes []string // node namespaces
-	rd    string   // the reader namespace
 	procs map[string]*proc
-	macs  map[string]string // node namespace → eth0 MAC
 }
 
-// needNetns skips (or, under CI=true, fails) when this machine cannot run
-// the namespace tests.
-func needNetns(t testing.TB) {
-	t.Helper()
-	why := ""
-	if os.Geteuid() != 0 {
-		why = "not root"
-	} else if _, err := exec.LookPath("ip"); err != nil {
-		why = "no ip command (iproute2)"
-	} else {
-		probe := fmt.Sprintf("vipt%d-probe", os.Getpid())
-		if out, err := exec.Command("ip", "netns", "add", probe).CombinedOutput(); err != nil {
-			why = fmt.Sprintf("ip netns add: %v: %s", err, out)
-		} else {
-			exec.Command("ip", "netns", "del", probe).Run()
-		}
-	}
-	if why == "" {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("netns tests cannot run under CI: %s", why)
-	}
-	t.Skipf("netns tests need root and network namespaces: %s", why)
-}
-
-func ipCmd(t testing.TB, args ...string) {
-	t.Helper()
-	out, err := exec.Command("ip", args...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
-	}
-}
-
-// newLab builds the switch, n node namespaces and the reader namespace,
-// and starts a node process in each node namespace and a reader process.
-// Everything goes away in t.Cleanup, also when the test fails.
+// newLab builds the switch, n node namespaces and the reader namespace;
+// start starts the processes. Everything goes away in t.Cleanup, also
+// when the test fails.
 func newLab(t testing.TB, n int, vip string) *lab {
 	t.Helper()
-	needNetns(t)
-	pfx := fmt.Sprintf("vipt%d-%d-", os.Getpid(), labSeq.Add(1))
-	lb := &lab{t: t, vip: vip, sw: pfx + "sw", rd: pfx + "rd", procs: map[string]*proc{}, macs: map[string]string{}}
-	v6 := netip.MustParsePrefix(vip).Addr().Is6()
-	hostAddr := func(i int) string {
-		if v6 {
-			return fmt.Sprintf("2001:db8:5a::%d/64", i)
-		}
-		return fmt.Sprintf("198.51.100.%d/24", i)
-	}
-	for i := 1; i <= n; i++ {
-		lb.nodes = append(lb.nodes, fmt.Sprintf("%sn%d", pfx, i))
-	}
-	all := append([]string{lb.sw, lb.rd}, lb.nodes...)
-	sweepLabs()
-	for _, ns := range all {
-		ipCmd(t, "netns", "add", ns)
-		t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
-	}
-	ipCmd(t, "-n", lb.sw, "link", "add", "br0", "type", "bridge")
-	ipCmd(t, "-n", lb.sw, "link", "set", "br0", "up")
-	join := func(ns, port, addr string) {
-		ipCmd(t, "-n", lb.sw, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", ns)
-		ipCmd(t, "-n", lb.sw, "link", "set", port, "master", "br0", "up")
-		if v6 {
-			// No duplicate address detection: usable at once.
-			ipCmd(t, "-n", ns, "addr", "add", addr, "dev", "eth0", "nodad")
-		} else {
-			ipCmd(t, "-n", ns, "addr", "add", addr, "dev", "eth0")
-		}
-		ipCmd(t, "-n", ns, "link", "set", "eth0", "up")
-		ipCmd(t, "-n", ns, "link", "set", "lo", "up")
-	}
-	for i, ns := range lb.nodes {
-		join(ns, fmt.Sprintf("p%d", i+1), hostAddr(11+i))
-		lb.macs[ns] = lb.mac(ns)
-	}
-	join(lb.rd, "prd", hostAddr(99))
-	return lb
-}
-
-// sweepLabs deletes the namespaces of labs whose test process died
-// without its cleanup (killed): vipt<pid>-… with no such process.
-func sweepLabs() {
-	out, err := exec.Command("ip", "netns", "list").Output()
-	if err != nil {
-		return
-	}
-	for _, line := range strings.Split(string(out), "\n") {
-		f := strings.Fields(line)
-		if len(f) == 0 || !strings.HasPrefix(f[0], "vipt") {
-			continue
-		}
-		pid, _, ok := strings.Cut(strings.TrimPrefix(f[0], "vipt"), "-")
-		if _, err := strconv.Atoi(pid); !ok || err != nil {
-			continue
-		}
-		if _, err := os.Stat("/proc/" + pid); os.IsNotExist(err) {
-			exec.Command("ip", "netns", "del", f[0]).Run()
-		}
-	}
+	return &lab{Lab: netnstest.New(t, n, netip.MustParsePrefix(vip)), t: t, procs: map[string]*proc{}}
 }
 
 // start starts the node and reader processes; a node's first line after
 // ready is its startup removal of a stale VIP.
 func (lb *lab) start() {
-	for _, ns := range lb.nodes {
+	for _, ns := range lb.Nodes {
 		lb.procs[ns] = lb.spawn(ns, "node")
 	}
-	lb.procs[lb.rd] = lb.spawn(lb.rd, "reader")
-	for _, ns := range lb.nodes {
+	lb.procs[lb.Reader] = lb.spawn(lb.Reader, "reader")
+	for _, ns := range lb.Nodes {
 		lb.procs[ns].expect("ready", 10*time.Second)
 		lb.procs[ns].expect("remove ok", 10*time.Second)
 	}
-	lb.procs[lb.rd].expect("ready", 10*time.Second)
+	lb.procs[lb.Reader].expect("ready", 10*time.Second)
 }
 
-func (lb *lab) mac(ns string) string {
-	h, err := netns.GetFromName(ns)
-	if err != nil {
-		lb.t.Fatal(err)
-	}
-	defer h.Close()
-	nh, err := netlink.NewHandleAt(h)
-	if err != nil {
-		lb.t.Fatal(err)
-	}
-	defer nh.Close()
-	l, err := nh.LinkByName("eth0")
-	if err != nil {
-		lb.t.Fatal(err)
-	}
-	return l.Attrs().HardwareAddr.String()
-}
-
-func (lb *lab) node(i int) *proc { return lb.procs[lb.nodes[i]] }
-func (lb *lab) reader() *proc    { return lb.procs[lb.rd] }
+func (lb *lab) node(i int) *proc { return lb.procs[lb.Nodes[i]] }
+func (lb *lab) reader() *proc    { return lb.procs[lb.Reader] }
 
 // proc is a child process of the lab: commands on its stdin, lines from
 // its stdout.
@@ -390,13 +273,12 @@ type proc struct {
 
 func (lb *lab) spawn(ns, role string) *proc {
 	t := lb.t
-	exe, err := os.Executable()
+	name := ns[strings.LastIndex(ns, "-")+1:]
+	cmd, err := netnstest.Command(ns)
 	if err != nil {
 		t.Fatal(err)
 	}
-	name := ns[strings.LastIndex(ns, "-")+1:]
-	cmd := exec.Command("ip", "netns", "exec", ns, exe, "-test.run=^$")
-	cmd.Env = append(os.Environ(), helperEn+"="+role, "VIP_TEST_NAME="+name, "VIP_TEST_VIP="+lb.vip)
+	cmd.Env = append(os.Environ(), helperEn+"="+role, "VIP_TEST_NAME="+name, "VIP_TEST_VIP="+lb.VIP.String())
 	cmd.Stderr = &testWriter{t: t, prefix: name + ": "}
 	in, err := cmd.StdinPipe()
 	if err != nil {
@@ -484,112 +366,6 @@ func field(line, key string) string {
 	return ""
 }
 
-// --- the sampler ---
-
-// sampler looks every 50 ms which node namespaces hold the VIP.
-type sampler struct {
-	stop chan struct{}
-	done chan struct{}
-
-	mu      sync.Mutex // mu guards the fields below
-	err     error
-	samples int
-	runFrom time.Time     // first sample of the current run with ≥2 holders
-	longest time.Duration // longest such run, first to last sample + one period
-}
-
-const samplePeriod = 50 * time.Millisecond
-
-func (lb *lab) sample() *sampler {
-	s := &sampler{stop: make(chan struct{}), done: make(chan struct{})}
-	type nsh struct {
-		name string
-		h    *netlink.Handle
-	}
-	var hs []nsh
-	for _, ns := range lb.nodes {
-		h, err := netns.GetFromName(ns)
-		if err != nil {
-			lb.t.Fatal(err)
-		}
-		nh, err := netlink.NewHandleAt(h)
-		h.Close()
-		if err != nil {
-			lb.t.Fatal(err)
-		}
-		hs = append(hs, nsh{ns, nh})
-	}
-	vip := netip.MustParsePrefix(lb.vip).Addr()
-	go func() { // owned by s: ends at s.close
-		defer close(s.done)
-		defer func() {
-			for _, h := range hs {
-				h.h.Close()
-			}
-		}()
-		tick := time.NewTicker(samplePeriod)
-		defer tick.Stop()
-		for {
-			now := time.Now()
-			n := 0
-			for _, h := range hs {
-				addrs, err := h.h.AddrList(nil, family(vip))
-				if err != nil {
-					s.mu.Lock()
-					s.err = err
-					s.mu.Unlock()
-					continue
-				}
-				for _, a := range addrs {
-					if ip, ok := netip.AddrFromSlice(a.IP); ok && ip.Unmap() == vip {
-						n++
-					}
-				}
-			}
-			s.mu.Lock()
-			s.samples++
-			if n >= 2 {
-				if s.runFrom.IsZero() {
-					s.runFrom = now
-				}
-				s.longest = max(s.longest, now.Sub(s.runFrom)+samplePeriod)
-			} else {
-				s.runFrom = time.Time{}
-			}
-			s.mu.Unlock()
-			select {
-			case <-s.stop:
-				return
-			case <-tick.C:
-			}
-		}
-	}()
-	lb.t.Cleanup(s.close)
-	return s
-}
-
-func (s *sampler) close() {
-	select {
-	case <-s.stop:
-	default:
-		close(s.stop)
-	}
-	<-s.done
-}
-
-// result stops the sampler and returns the longest time two namespaces
-// held the VIP together (an upper bound: one sampling period more than the
-// samples saw).
-func (s *sampler) result(t testing.TB) (time.Duration, int) {
-	s.close()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.err != nil {
-		t.Fatalf("sampler: %v", s.err)
-	}
-	return s.longest, s.samples
-}
-
 // --- the tests ---
 
 // TestNetnsHandover: a stale VIP is cleared at startup; the leader's VIP
@@ -602,28 +378,28 @@ func TestNetnsHandover(t *testing.T) {
 	leaktest.Check(t)
 	lb := newLab(t, 3, labVIP)
 	// A stale VIP in n3, as after a crash.
-	ipCmd(t, "-n", lb.nodes[2], "addr", "add", lb.vip, "dev", "eth0")
+	netnstest.IP(t, "-n", lb.Nodes[2], "addr", "add", lb.VIP.String(), "dev", "eth0")
 	lb.start()
-	if lb.hasVIP(lb.nodes[2]) {
+	if lb.HasVIP(lb.Nodes[2]) {
 		t.Fatal("n3: stale VIP not removed at startup")
 	}
-	s := lb.sample()
+	s := lb.Sample()
 
 	n1, n2, n3, rd := lb.node(0), lb.node(1), lb.node(2), lb.reader()
 	n1.send("leader")
 	n1.expect("add ok", 5*time.Second)
 	rd.send("await n1")
 	l := rd.expect("reached n1", 35*time.Second)
-	if mac := field(l, "mac"); mac != lb.macs[lb.nodes[0]] {
-		t.Fatalf("reader's neighbour entry %s, want n1's MAC %s", mac, lb.macs[lb.nodes[0]])
+	if mac := field(l, "mac"); mac != lb.MACs[lb.Nodes[0]] {
+		t.Fatalf("reader's neighbour entry %s, want n1's MAC %s", mac, lb.MACs[lb.Nodes[0]])
 	}
 
 	// An operator flushes the VIP off n1 by hand: the next announcement
 	// finds it gone and n1 adds it again.
-	ipCmd(t, "-n", lb.nodes[0], "addr", "del", lb.vip, "dev", "eth0")
+	netnstest.IP(t, "-n", lb.Nodes[0], "addr", "del", lb.VIP.String(), "dev", "eth0")
 	n1.expect("announce err=", 15*time.Second)
 	n1.expect("add ok", 5*time.Second)
-	if !lb.hasVIP(lb.nodes[0]) {
+	if !lb.HasVIP(lb.Nodes[0]) {
 		t.Fatal("n1 did not add the vanished VIP again")
 	}
 
@@ -636,8 +412,8 @@ func TestNetnsHandover(t *testing.T) {
 	l = rd.expect("reached n2", 35*time.Second)
 	ms, _ := strconv.ParseFloat(field(l, "ms"), 64)
 	t.Logf("handover n1→n2: reader reached n2 %.1f ms after it was made leader", ms)
-	if mac := field(l, "mac"); mac != lb.macs[lb.nodes[1]] {
-		t.Fatalf("reader's neighbour entry %s after the handover, want n2's MAC %s", mac, lb.macs[lb.nodes[1]])
+	if mac := field(l, "mac"); mac != lb.MACs[lb.Nodes[1]] {
+		t.Fatalf("reader's neighbour entry %s after the handover, want n2's MAC %s", mac, lb.MACs[lb.Nodes[1]])
 	}
 	if ms > 1000 {
 		t.Fatalf("reader reached the new owner after %.0f ms; gratuitous ARP should make it < 1 s", ms)
@@ -650,7 +426,7 @@ func TestNetnsHandover(t *testing.T) {
 	if l := n2.expect("closed", 5*time.Second); l != "closed <nil>" {
 		t.Fatalf("n2: %s", l)
 	}
-	if lb.hasVIP(lb.nodes[1]) {
+	if lb.HasVIP(lb.Nodes[1]) {
 		t.Fatal("n2 kept the VIP after a graceful stop")
 	}
 	n3.send("leader")
@@ -658,7 +434,7 @@ func TestNetnsHandover(t *testing.T) {
 	rd.send("await n3")
 	rd.expect("reached n3", 35*time.Second)
 
-	overlap, samples := s.result(t)
+	overlap, samples := s.Result(t)
 	t.Logf("%d samples; longest double ownership %v (lease %v)", samples, overlap, labLease)
 	if overlap > labLease {
 		t.Fatalf("two namespaces held the VIP for %v, longer than the lease %v", overlap, labLease)
@@ -674,7 +450,7 @@ func TestNetnsPartition(t *testing.T) {
 	leaktest.Check(t)
 	lb := newLab(t, 3, labVIP)
 	lb.start()
-	s := lb.sample()
+	s := lb.Sample()
 	n2, n3, rd := lb.node(1), lb.node(2), lb.reader()
 
 	n2.send("leader")
@@ -682,7 +458,7 @@ func TestNetnsPartition(t *testing.T) {
 	rd.send("await n2")
 	rd.expect("reached n2", 35*time.Second)
 
-	ipCmd(t, "-n", lb.sw, "link", "set", "p2", "down") // the cut
+	netnstest.IP(t, "-n", lb.Switch, "link", "set", "p2", "down") // the cut
 	n2.send("freeze")
 	n3.send("leader")
 	n3.expect("add ok", 5*time.Second)
@@ -697,19 +473,19 @@ func TestNetnsPartition(t *testing.T) {
 	}
 	rd.send("await n3")
 	l = rd.expect("reached n3", 35*time.Second)
-	if mac := field(l, "mac"); mac != lb.macs[lb.nodes[2]] {
-		t.Fatalf("reader's neighbour entry %s, want n3's MAC %s", mac, lb.macs[lb.nodes[2]])
+	if mac := field(l, "mac"); mac != lb.MACs[lb.Nodes[2]] {
+		t.Fatalf("reader's neighbour entry %s, want n3's MAC %s", mac, lb.MACs[lb.Nodes[2]])
 	}
 
 	// The partition heals; raft makes n2 a follower of the new term.
-	ipCmd(t, "-n", lb.sw, "link", "set", "p2", "up")
+	netnstest.IP(t, "-n", lb.Switch, "link", "set", "p2", "up")
 	n2.send("follower")
 	n2.send("live")
-	if lb.hasVIP(lb.nodes[1]) {
+	if lb.HasVIP(lb.Nodes[1]) {
 		t.Fatal("n2 holds the VIP after the partition")
 	}
 
-	overlap, samples := s.result(t)
+	overlap, samples := s.Result(t)
 	t.Logf("%d samples; longest double ownership %v (lease %v)", samples, overlap, labLease)
 	if overlap > labLease {
 		t.Fatalf("two namespaces held the VIP for %v, longer than the lease %v", overlap, labLease)
@@ -719,40 +495,6 @@ func TestNetnsPartition(t *testing.T) {
 		// must have seen that, or it does not see anything.
 		t.Fatal("the sampler never saw the deliberate double ownership")
 	}
-}
-
-// hasVIP reports whether the namespace ns holds the lab's VIP.
-func (lb *lab) hasVIP(ns string) bool {
-	t := lb.t
-	t.Helper()
-	h, err := netns.GetFromName(ns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
-	nh, err := netlink.NewHandleAt(h)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nh.Close()
-	vip := netip.MustParsePrefix(lb.vip).Addr()
-	addrs, err := nh.AddrList(nil, family(vip))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, a := range addrs {
-		if ip, ok := netip.AddrFromSlice(a.IP); ok && ip.Unmap() == vip {
-			return true
-		}
-	}
-	return false
-}
-
-func family(a netip.Addr) int {
-	if a.Is6() {
-		return netlink.FAMILY_V6
-	}
-	return netlink.FAMILY_V4
 }
 
 // TestNetnsIPv6Handover: with an IPv6 VIP the new owner's unsolicited
@@ -768,8 +510,8 @@ func TestNetnsIPv6Handover(t *testing.T) {
 	n1.expect("add ok", 5*time.Second)
 	rd.send("await n1")
 	l := rd.expect("reached n1", 35*time.Second)
-	if mac := field(l, "mac"); mac != lb.macs[lb.nodes[0]] {
-		t.Fatalf("reader's neighbour entry %s, want n1's MAC %s", mac, lb.macs[lb.nodes[0]])
+	if mac := field(l, "mac"); mac != lb.MACs[lb.Nodes[0]] {
+		t.Fatalf("reader's neighbour entry %s, want n1's MAC %s", mac, lb.MACs[lb.Nodes[0]])
 	}
 	n1.send("follower")
 	n1.expect("remove ok", 5*time.Second)
@@ -779,13 +521,13 @@ func TestNetnsIPv6Handover(t *testing.T) {
 	l = rd.expect("reached n2", 35*time.Second)
 	ms, _ := strconv.ParseFloat(field(l, "ms"), 64)
 	t.Logf("IPv6 handover n1→n2: reader reached n2 %.1f ms after it was made leader", ms)
-	if mac := field(l, "mac"); mac != lb.macs[lb.nodes[1]] {
-		t.Fatalf("reader's neighbour entry %s after the handover, want n2's MAC %s", mac, lb.macs[lb.nodes[1]])
+	if mac := field(l, "mac"); mac != lb.MACs[lb.Nodes[1]] {
+		t.Fatalf("reader's neighbour entry %s after the handover, want n2's MAC %s", mac, lb.MACs[lb.Nodes[1]])
 	}
 	if ms > 1000 {
 		t.Fatalf("reader reached the new owner after %.0f ms; the neighbour advertisement should make it < 1 s", ms)
 	}
-	if lb.hasVIP(lb.nodes[0]) {
+	if lb.HasVIP(lb.Nodes[0]) {
 		t.Fatal("n1 kept the VIP")
 	}
 }
@@ -814,8 +556,8 @@ func BenchmarkHandover(b *testing.B) {
 		n[next].send("leader")
 		l := rd.expect("reached "+names[next], 35*time.Second)
 		d := time.Since(start)
-		if mac := field(l, "mac"); mac != lb.macs[lb.nodes[next]] {
-			b.Fatalf("reader's neighbour entry %s, want %s", mac, lb.macs[lb.nodes[next]])
+		if mac := field(l, "mac"); mac != lb.MACs[lb.Nodes[next]] {
+			b.Fatalf("reader's neighbour entry %s, want %s", mac, lb.MACs[lb.Nodes[next]])
 		}
 		total += d
 		worst = max(worst, d)

@@ -76,8 +76,16 @@ func start(t *testing.T, name, data string, extra ...string) *proc {
 	t.Helper()
 	args := []string{"-test.run=^$", "--", "--data", data, "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0",
 		"--raft", "127.0.0.1:0", "--link", "127.0.0.1:0", "--sim-sams", "2", "--log-level", "warn"}
-	p := &proc{t: t, name: name, data: data, out: &syncBuffer{}, done: make(chan struct{})}
-	p.cmd = exec.Command(os.Args[0], append(args, extra...)...)
+	return launch(t, name, data, exec.Command(os.Args[0], append(args, extra...)...))
+}
+
+// launch starts cmd, this test binary run as samrackd on the data
+// directory data (its old credentials file removed, so that the test
+// reads the new one), with its output collected; it is killed in
+// t.Cleanup, and its output logged if the test failed.
+func launch(t testing.TB, name, data string, cmd *exec.Cmd) *proc {
+	t.Helper()
+	p := &proc{t: t, name: name, data: data, cmd: cmd, out: &syncBuffer{}, done: make(chan struct{})}
 	p.cmd.Env = append(os.Environ(), childEnv+"=1")
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	os.Remove(filepath.Join(data, admin.CredentialsFile))

@@ -4,30 +4,22 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/netip"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 
 	"github.com/samrack/samrack/api/admin"
 	"github.com/samrack/samrack/api/client"
 	"github.com/samrack/samrack/api/credentials"
 	"github.com/samrack/samrack/api/wire"
+	"github.com/samrack/samrack/cluster/vip/netnstest"
 	"github.com/samrack/samrack/drivers/sim"
 )
 
@@ -45,142 +37,24 @@ const (
 	labReadTime = 10 * time.Millisecond  // a virtual SAM's read
 )
 
-var labSeq atomic.Int32
-
+// vlab is a netnstest.Lab of three nodes that run samrackd.
 type vlab struct {
-	t      testing.TB
-	sw, rd string
-	nodes  []string // namespaces
-	dirs   []string // data directories
-	procs  []*proc
-	args   [][]string
-	dial   client.DialFunc // from the reader namespace
-	vip    netip.Addr
-}
-
-// needNetns skips (or, under CI=true, fails) when this machine cannot run
-// namespace tests.
-func needNetns(t testing.TB) {
-	t.Helper()
-	why := ""
-	if os.Geteuid() != 0 {
-		why = "not root"
-	} else if _, err := exec.LookPath("ip"); err != nil {
-		why = "no ip command (iproute2)"
-	} else {
-		probe := fmt.Sprintf("vipd%d-probe", os.Getpid())
-		if out, err := exec.Command("ip", "netns", "add", probe).CombinedOutput(); err != nil {
-			why = fmt.Sprintf("ip netns add: %v: %s", err, out)
-		} else {
-			exec.Command("ip", "netns", "del", probe).Run()
-		}
-	}
-	if why == "" {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("netns tests cannot run under CI: %s", why)
-	}
-	t.Skipf("VIP tests need root and network namespaces: %s", why)
-}
-
-func ipCmd(t testing.TB, args ...string) {
-	t.Helper()
-	if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
-		t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
-	}
-}
-
-// sweepLabs deletes namespaces of test runs that died without cleanup.
-func sweepLabs() {
-	out, err := exec.Command("ip", "netns", "list").Output()
-	if err != nil {
-		return
-	}
-	for _, line := range strings.Split(string(out), "\n") {
-		f := strings.Fields(line)
-		if len(f) == 0 || !strings.HasPrefix(f[0], "vipd") {
-			continue
-		}
-		pid, _, ok := strings.Cut(strings.TrimPrefix(f[0], "vipd"), "-")
-		if _, err := strconv.Atoi(pid); !ok || err != nil {
-			continue
-		}
-		if _, err := os.Stat("/proc/" + pid); os.IsNotExist(err) {
-			exec.Command("ip", "netns", "del", f[0]).Run()
-		}
-	}
+	*netnstest.Lab
+	t     testing.TB
+	dirs  []string // data directories
+	procs []*proc
+	args  [][]string
+	dial  client.DialFunc // from the reader namespace
 }
 
 func newVLab(t testing.TB) *vlab {
 	t.Helper()
-	needNetns(t)
-	sweepLabs()
-	pfx := fmt.Sprintf("vipd%d-%d-", os.Getpid(), labSeq.Add(1))
-	lb := &vlab{t: t, sw: pfx + "sw", rd: pfx + "rd", vip: netip.MustParsePrefix(labVIP).Addr()}
+	lb := &vlab{Lab: netnstest.New(t, 3, netip.MustParsePrefix(labVIP)), t: t, procs: make([]*proc, 3), args: make([][]string, 3)}
 	for i := 1; i <= 3; i++ {
-		lb.nodes = append(lb.nodes, fmt.Sprintf("%sn%d", pfx, i))
 		lb.dirs = append(lb.dirs, filepath.Join(t.TempDir(), fmt.Sprintf("n%d", i)))
 	}
-	for _, ns := range append([]string{lb.sw, lb.rd}, lb.nodes...) {
-		ipCmd(t, "netns", "add", ns)
-		t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
-	}
-	ipCmd(t, "-n", lb.sw, "link", "add", "br0", "type", "bridge")
-	ipCmd(t, "-n", lb.sw, "link", "set", "br0", "up")
-	join := func(ns, port, addr string) {
-		ipCmd(t, "-n", lb.sw, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", ns)
-		ipCmd(t, "-n", lb.sw, "link", "set", port, "master", "br0", "up")
-		ipCmd(t, "-n", ns, "addr", "add", addr, "dev", "eth0")
-		ipCmd(t, "-n", ns, "link", "set", "eth0", "up")
-		ipCmd(t, "-n", ns, "link", "set", "lo", "up")
-	}
-	for i, ns := range lb.nodes {
-		join(ns, fmt.Sprintf("p%d", i+1), fmt.Sprintf("198.51.100.%d/24", 11+i))
-	}
-	join(lb.rd, "prd", "198.51.100.99/24")
-	h, err := netns.GetFromName(lb.rd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { h.Close() })
-	lb.dial = nsDialer(h)
-	lb.procs = make([]*proc, 3)
-	lb.args = make([][]string, 3)
+	lb.dial = lb.Dialer(lb.Reader)
 	return lb
-}
-
-// nsDialer dials from the namespace h: the socket is made by a thread
-// that entered h, and stays in h after the thread has left it.
-func nsDialer(h netns.NsHandle) client.DialFunc {
-	return func(ctx context.Context, network, addr string) (net.Conn, error) {
-		type result struct {
-			c   net.Conn
-			err error
-		}
-		ch := make(chan result, 1)
-		go func() { // waited for below
-			runtime.LockOSThread()
-			orig, err := netns.Get()
-			if err != nil {
-				ch <- result{nil, err} // the thread stays locked and ends with the goroutine
-				return
-			}
-			defer orig.Close()
-			if err := netns.Set(h); err != nil {
-				ch <- result{nil, err}
-				return
-			}
-			var d net.Dialer
-			c, err := d.DialContext(ctx, network, addr)
-			if netns.Set(orig) == nil {
-				runtime.UnlockOSThread()
-			}
-			ch <- result{c, err}
-		}()
-		r := <-ch
-		return r.c, r.err
-	}
 }
 
 func nodeAddr(i int, port string) string { return fmt.Sprintf("198.51.100.%d:%s", 11+i, port) }
@@ -195,25 +69,11 @@ func (lb *vlab) startNode(i int, extra ...string) *proc {
 			"--sim-read-time", labReadTime.String(), "--log-level", "info",
 			"--vip", labVIP, "--vip-interface", "eth0"}, extra...)
 	}
-	args := append([]string{"netns", "exec", lb.nodes[i], os.Args[0], "-test.run=^$", "--"}, lb.args[i]...)
-	p := &proc{t: t, name: fmt.Sprintf("n%d", i+1), data: lb.dirs[i], out: &syncBuffer{}, done: make(chan struct{})}
-	p.cmd = exec.Command("ip", args...) // ip netns exec execs samrackd: the PID is samrackd's
-	p.cmd.Env = append(os.Environ(), childEnv+"=1")
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	os.Remove(filepath.Join(lb.dirs[i], admin.CredentialsFile))
-	if err := p.cmd.Start(); err != nil {
+	cmd, err := netnstest.Command(lb.Nodes[i], append([]string{"--"}, lb.args[i]...)...) // the PID is samrackd's
+	if err != nil {
 		t.Fatal(err)
 	}
-	go func() { // owned by p: kill waits for it
-		p.err = p.cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		p.kill()
-		if t.Failed() {
-			t.Logf("--- %s output:\n%s", p.name, p.out)
-		}
-	})
+	p := launch(t, fmt.Sprintf("n%d", i+1), lb.dirs[i], cmd)
 	lb.procs[i] = p
 	return p
 }
@@ -250,40 +110,6 @@ func (lb *vlab) form() {
 			return v == want
 		})
 	}
-}
-
-// holders lists the node namespaces that have the VIP on eth0.
-func (lb *vlab) holders() []int {
-	var out []int
-	for i, ns := range lb.nodes {
-		if lb.hasVIP(ns) {
-			out = append(out, i)
-		}
-	}
-	return out
-}
-
-func (lb *vlab) hasVIP(ns string) bool {
-	h, err := netns.GetFromName(ns)
-	if err != nil {
-		lb.t.Fatal(err)
-	}
-	defer h.Close()
-	nh, err := netlink.NewHandleAt(h)
-	if err != nil {
-		lb.t.Fatal(err)
-	}
-	defer nh.Close()
-	addrs, err := nh.AddrList(nil, netlink.FAMILY_V4)
-	if err != nil {
-		lb.t.Fatal(err)
-	}
-	for _, a := range addrs {
-		if ip, ok := netip.AddrFromSlice(a.IP); ok && ip.Unmap() == lb.vip {
-			return true
-		}
-	}
-	return false
 }
 
 // leader is the node whose raft state is Leader, from the members list of
@@ -468,7 +294,7 @@ func (lb *vlab) failover(b *credentials.Bundle) (time.Duration, int) {
 	var old int
 	waitFor(t, "a leader holding the VIP", 30*time.Second, func() bool {
 		old = lb.leader()
-		h := lb.holders()
+		h := lb.Holders()
 		return old >= 0 && len(h) == 1 && h[0] == old
 	})
 	lb.probeVIP(b, 10*time.Second)
@@ -478,11 +304,11 @@ func (lb *vlab) failover(b *credentials.Bundle) (time.Duration, int) {
 	d := ok.Sub(kill)
 	var next int
 	waitFor(t, "a new leader", 30*time.Second, func() bool { next = lb.leader(); return next >= 0 && next != old })
-	if !lb.hasVIP(lb.nodes[next]) {
+	if !lb.HasVIP(lb.Nodes[next]) {
 		t.Fatalf("new leader n%d does not hold the VIP", next+1)
 	}
 	lb.startNode(old)
-	waitFor(t, "the restarted node's stale VIP removed", 60*time.Second, func() bool { return !lb.hasVIP(lb.nodes[old]) })
+	waitFor(t, "the restarted node's stale VIP removed", 60*time.Second, func() bool { return !lb.HasVIP(lb.Nodes[old]) })
 	waitFor(t, "three voters again", 90*time.Second, func() bool {
 		ms, err := lb.members(next)
 		if err != nil {
@@ -518,17 +344,17 @@ func TestVIPFailover(t *testing.T) {
 	var leader int
 	waitFor(t, "a leader holding the VIP", 30*time.Second, func() bool {
 		leader = lb.leader()
-		h := lb.holders()
+		h := lb.Holders()
 		return leader >= 0 && len(h) == 1 && h[0] == leader
 	})
-	s := lb.sample()
+	s := lb.Sample()
 	port := fmt.Sprintf("p%d", leader+1)
 	cut := time.Now()
-	ipCmd(t, "-n", lb.sw, "link", "set", port, "down")
-	dropped := waitFor(t, "the partitioned leader to drop the VIP", 10*time.Second, func() bool { return !lb.hasVIP(lb.nodes[leader]) })
+	netnstest.IP(t, "-n", lb.Switch, "link", "set", port, "down")
+	dropped := waitFor(t, "the partitioned leader to drop the VIP", 10*time.Second, func() bool { return !lb.HasVIP(lb.Nodes[leader]) })
 	var next int
 	waitFor(t, "the VIP on the majority's new leader", 30*time.Second, func() bool {
-		h := lb.holders()
+		h := lb.Holders()
 		if len(h) != 1 || h[0] == leader {
 			return false
 		}
@@ -537,8 +363,8 @@ func TestVIPFailover(t *testing.T) {
 	})
 	taken := time.Since(cut)
 	lb.probeVIP(b, 30*time.Second)
-	ipCmd(t, "-n", lb.sw, "link", "set", port, "up")
-	overlap, samples := s.result(t)
+	netnstest.IP(t, "-n", lb.Switch, "link", "set", port, "up")
+	overlap, samples := s.Result(t)
 	// The partitioned leader's own account: "no quorum contact for X".
 	age := fencedAge(lb.procs[leader].out.String())
 	t.Logf("partition of n%d: VIP dropped %v after the cut (%s after its last quorum contact; lease %v), on n%d %v after the cut; %d samples, longest double ownership %v",
@@ -563,7 +389,7 @@ func TestVIPFailover(t *testing.T) {
 		id, v := leaderOf(ms)
 		return id != "" && v == 3 && lb.leader() != leader
 	})
-	if h := lb.holders(); len(h) != 1 || h[0] == leader {
+	if h := lb.Holders(); len(h) != 1 || h[0] == leader {
 		t.Fatalf("after the heal the VIP is on %v", h)
 	}
 	lb.probeVIP(b, 30*time.Second)
@@ -572,12 +398,12 @@ func TestVIPFailover(t *testing.T) {
 	// then leadership transferred; another node takes the VIP.
 	waitFor(t, "a leader holding the VIP", 30*time.Second, func() bool {
 		leader = lb.leader()
-		h := lb.holders()
+		h := lb.Holders()
 		return leader >= 0 && len(h) == 1 && h[0] == leader
 	})
 	stop := time.Now()
 	lb.procs[leader].stop()
-	if lb.hasVIP(lb.nodes[leader]) {
+	if lb.HasVIP(lb.Nodes[leader]) {
 		t.Fatalf("n%d kept the VIP after a graceful stop", leader+1)
 	}
 	out := lb.procs[leader].out.String()
@@ -603,99 +429,6 @@ func fencedAge(log string) string {
 		return "raft stepped down first"
 	}
 	return m[len(m)-1][1]
-}
-
-// sampler looks every 50 ms which namespaces hold the VIP.
-type sampler struct {
-	stop, done chan struct{}
-	mu         sync.Mutex
-	samples    int
-	runFrom    time.Time
-	longest    time.Duration
-	err        error
-}
-
-const samplePeriod = 50 * time.Millisecond
-
-func (lb *vlab) sample() *sampler {
-	s := &sampler{stop: make(chan struct{}), done: make(chan struct{})}
-	var hs []*netlink.Handle
-	for _, ns := range lb.nodes {
-		h, err := netns.GetFromName(ns)
-		if err != nil {
-			lb.t.Fatal(err)
-		}
-		nh, err := netlink.NewHandleAt(h)
-		h.Close()
-		if err != nil {
-			lb.t.Fatal(err)
-		}
-		hs = append(hs, nh)
-	}
-	go func() { // owned by s: ends at close
-		defer close(s.done)
-		defer func() {
-			for _, h := range hs {
-				h.Close()
-			}
-		}()
-		tick := time.NewTicker(samplePeriod)
-		defer tick.Stop()
-		for {
-			now, n := time.Now(), 0
-			for _, h := range hs {
-				addrs, err := h.AddrList(nil, netlink.FAMILY_V4)
-				if err != nil {
-					s.mu.Lock()
-					s.err = err
-					s.mu.Unlock()
-					continue
-				}
-				for _, a := range addrs {
-					if ip, ok := netip.AddrFromSlice(a.IP); ok && ip.Unmap() == lb.vip {
-						n++
-					}
-				}
-			}
-			s.mu.Lock()
-			s.samples++
-			if n >= 2 {
-				if s.runFrom.IsZero() {
-					s.runFrom = now
-				}
-				s.longest = max(s.longest, now.Sub(s.runFrom)+samplePeriod)
-			} else {
-				s.runFrom = time.Time{}
-			}
-			s.mu.Unlock()
-			select {
-			case <-s.stop:
-				return
-			case <-tick.C:
-			}
-		}
-	}()
-	lb.t.Cleanup(s.close)
-	return s
-}
-
-func (s *sampler) close() {
-	select {
-	case <-s.stop:
-	default:
-		close(s.stop)
-	}
-	<-s.done
-}
-
-func (s *sampler) result(t testing.TB) (time.Duration, int) {
-	s.close()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.err != nil {
-		t.Fatalf("sampler: %v", s.err)
-	}
-	return s.longest, s.samples
 }
 
 // BenchmarkFailover: at least 5 SIGKILLs of the leader under a read load;

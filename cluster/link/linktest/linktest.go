@@ -4,13 +4,7 @@
 package linktest
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"math/big"
 	"net"
 	"sync"
 	"testing"
@@ -18,49 +12,23 @@ import (
 
 	"github.com/samrack/samrack/cluster/link"
 	"github.com/samrack/samrack/cluster/raftstore"
+	"github.com/samrack/samrack/cluster/testca"
 )
 
 // CA is an installation CA made for a test.
-type CA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	Pool *x509.CertPool
-}
+type CA struct{ *testca.CA }
 
 // NewCA makes a CA.
-func NewCA(t testing.TB) *CA {
-	t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "linktest CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	return &CA{cert: cert, key: key, Pool: pool}
-}
+func NewCA(t testing.TB) *CA { return &CA{testca.New(t, "linktest CA")} }
 
 // Node returns a TLS config with a node certificate for id (no node URI
 // if id is empty).
 func (ca *CA) Node(t testing.TB, id string) *tls.Config {
 	t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
-	tmpl := &x509.Certificate{SerialNumber: serial, Subject: pkix.Name{CommonName: id},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}}
-	if id != "" {
-		tmpl.URIs = append(tmpl.URIs, raftstore.NodeURI(id))
+	if id == "" {
+		return ca.TLS(t, id)
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}, RootCAs: ca.Pool}
+	return ca.TLS(t, id, raftstore.NodeURI(id))
 }
 
 // Members is a settable membership for Config.Member.

@@ -6,17 +6,9 @@ package raftstoretest
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
-	"net/url"
 	"path/filepath"
 	"testing"
 	"time"
@@ -25,6 +17,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/samrack/samrack/cluster/raftstore"
+	"github.com/samrack/samrack/cluster/testca"
 )
 
 // Options of a test cluster.
@@ -51,9 +44,7 @@ type Node struct {
 type Cluster struct {
 	tb    testing.TB
 	opt   Options
-	ca    *x509.Certificate
-	caKey *ecdsa.PrivateKey
-	pool  *x509.CertPool
+	ca    *testca.CA
 	Nodes []*Node
 }
 
@@ -65,7 +56,7 @@ func New(tb testing.TB, n int, opt Options) *Cluster {
 		opt.Dir = tb.TempDir()
 	}
 	c := &Cluster{tb: tb, opt: opt}
-	c.newCA()
+	c.ca = testca.New(tb, "raftstoretest CA")
 	tb.Cleanup(func() {
 		for _, nd := range c.Nodes {
 			nd.Store.Close()
@@ -91,40 +82,8 @@ func New(tb testing.TB, n int, opt Options) *Cluster {
 	return c
 }
 
-func (c *Cluster) newCA() {
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "raftstoretest CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(7 * 24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		c.tb.Fatal(err)
-	}
-	c.ca, _ = x509.ParseCertificate(der)
-	c.caKey = key
-	c.pool = x509.NewCertPool()
-	c.pool.AddCert(c.ca)
-}
-
-// nodeTLS returns the TLS config of a node certificate for id.
-func (c *Cluster) nodeTLS(id string) (*tls.Config, error) {
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
-	tmpl := &x509.Certificate{SerialNumber: serial, Subject: pkix.Name{CommonName: id}, URIs: []*url.URL{raftstore.NodeURI(id)},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(7 * 24 * time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, c.ca, &key.PublicKey, c.caKey)
-	if err != nil {
-		return nil, err
-	}
-	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}, RootCAs: c.pool}, nil
-}
-
 func (c *Cluster) start(id string, bootstrap bool) (*Node, error) {
-	cfg, err := c.nodeTLS(id)
-	if err != nil {
-		return nil, err
-	}
+	cfg := c.ca.TLS(c.tb, id, raftstore.NodeURI(id))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
