@@ -351,6 +351,12 @@ func TestCluster(t *testing.T) {
 		t.Fatalf("write after bad peers: %v", err)
 	}
 
+	// A follower's backup is its applied state: wait until it has the
+	// write just made through n1 (a backup is not a consistent read).
+	waitFor(t, "the follower n2 to apply the last write", 10*time.Second, func() bool {
+		var l admin.CardList
+		return c2.Do(ctx, "GET", "/v1/blacklist/cards", nil, &l) == nil && l.Count == 4
+	})
 	// Backup from a follower; a truncated or corrupt restore is refused and
 	// changes nothing; a good one restores.
 	var backup bytes.Buffer
