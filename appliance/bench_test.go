@@ -28,7 +28,7 @@ func benchAppliance(b *testing.B, n int, timing *sim.SAMTiming, readers int, onR
 	cfg := appliance.Config{
 		DataDir: b.TempDir(), Listen: "127.0.0.1:0", Admin: "127.0.0.1:0",
 		SimSAMs: n, SimTiming: timing,
-		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		// Every simulated reader comes from 127.0.0.1: the per-source cap
 		// on handshakes in flight (a flood guard) would reset the warm-up's.
 		Dispatch: dispatch.Config{QueueWait: 10 * time.Second, OnRead: onRead, CloneWindow: -1, MaxPendingPerSource: 1024},
