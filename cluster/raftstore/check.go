@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 )
 
 // ErrDamaged reports a data directory whose raft state is damaged (a
@@ -39,7 +40,7 @@ func checkLogStore(cfg Config, path string) error {
 	}
 	db, err := bbolt.Open(path, 0o600, &bbolt.Options{ReadOnly: true, Timeout: 5 * time.Second})
 	if err != nil {
-		if errors.Is(err, bbolt.ErrTimeout) {
+		if errors.Is(err, bolterrors.ErrTimeout) {
 			return fmt.Errorf("raftstore: %s is in use by another process", path)
 		}
 		return damaged(cfg, path+" cannot be opened", err)

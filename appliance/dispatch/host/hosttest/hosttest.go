@@ -329,7 +329,7 @@ func testRead(t *testing.T, newHost NewHost) {
 // does not keep the SAM past the host's idle timeout.
 func testSilentFrontEnd(t *testing.T, newHost NewHost) {
 	r := newRig(t, newHost, host.Config{IdleTimeout: 20 * time.Millisecond})
-	rd, s, _ := r.place(false)
+	_, s, _ := r.place(false)
 	if err := r.released(); !errors.Is(err, sam.ErrCardLink) {
 		t.Fatalf("abandoned lease released with %v", err)
 	}
@@ -338,12 +338,11 @@ func testSilentFrontEnd(t *testing.T, newHost NewHost) {
 	}
 	// Same when the front end vanishes while the host waits for the
 	// reader's answer, inside a SAM operation.
-	rd, s, _ = r.place(false)
+	_, s, _ = r.place(false)
 	doStep(t, s, &host.Input{Requests: allRequests})
 	if err := r.released(); !errors.Is(err, sam.ErrCardLink) {
 		t.Fatalf("abandoned lease released with %v", err)
 	}
-	_ = rd
 	if k := r.kinds(); len(k) != 2 || k[0] != "session.abandoned" || k[1] != "session.abandoned" {
 		t.Fatalf("audit %v, want two session.abandoned", k)
 	}
