@@ -130,7 +130,7 @@ func (f *FaultLayer) Dial(address raft.ServerAddress, timeout time.Duration) (ne
 // track wraps c, or closes it if its peer is cut.
 func (f *FaultLayer) track(c net.Conn) (net.Conn, bool) {
 	peer := ""
-	if tc, ok := c.(*tls.Conn); ok {
+	if tc, ok := c.(interface{ ConnectionState() tls.ConnectionState }); ok {
 		if cs := tc.ConnectionState(); len(cs.PeerCertificates) > 0 {
 			peer, _ = NodeID(cs.PeerCertificates[0])
 		}

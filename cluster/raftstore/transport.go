@@ -34,6 +34,30 @@ type TLSStreamLayer struct {
 	done      chan struct{}
 	closeOnce sync.Once
 	wg        sync.WaitGroup // the accept loop and handshakes
+
+	mu       sync.Mutex
+	accepted map[*acceptedConn]struct{} // mu guards: connections Accept returned and nobody closed yet
+}
+
+// acceptedConn is a connection Accept returned: the layer closes it on
+// Close, so raft's connection handlers for peers that still run end with
+// the layer instead of waiting for the peer to hang up.
+type acceptedConn struct {
+	*tls.Conn
+	s    *TLSStreamLayer
+	once sync.Once
+}
+
+// Close closes the connection and forgets it.
+func (c *acceptedConn) Close() error {
+	err := net.ErrClosed
+	c.once.Do(func() {
+		c.s.mu.Lock()
+		delete(c.s.accepted, c)
+		c.s.mu.Unlock()
+		err = c.Conn.Close()
+	})
+	return err
 }
 
 var _ raft.StreamLayer = (*TLSStreamLayer)(nil)
@@ -75,7 +99,7 @@ func NewTLSStreamLayer(ln net.Listener, cfg *tls.Config, advertise net.Addr) (*T
 		advertise = ln.Addr()
 	}
 	s := &TLSStreamLayer{ln: ln, server: server, client: client, advertise: advertise, timeout: DefaultHandshakeTimeout,
-		conns: make(chan net.Conn), done: make(chan struct{})}
+		conns: make(chan net.Conn), done: make(chan struct{}), accepted: map[*acceptedConn]struct{}{}}
 	s.wg.Add(1)
 	go s.acceptLoop()
 	return s, nil
@@ -131,19 +155,35 @@ func (s *TLSStreamLayer) handshake(c net.Conn) {
 func (s *TLSStreamLayer) Accept() (net.Conn, error) {
 	select {
 	case c := <-s.conns:
-		return c, nil
+		ac := &acceptedConn{Conn: c.(*tls.Conn), s: s}
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.accepted == nil { // closed meanwhile
+			c.Close()
+			return nil, net.ErrClosed
+		}
+		s.accepted[ac] = struct{}{}
+		return ac, nil
 	case <-s.done:
 		return nil, net.ErrClosed
 	}
 }
 
-// Close implements net.Listener; it waits for the handshakes in flight.
+// Close implements net.Listener; it waits for the handshakes in flight
+// and closes the connections Accept returned.
 func (s *TLSStreamLayer) Close() error {
 	var err error
 	s.closeOnce.Do(func() {
 		close(s.done)
 		err = s.ln.Close()
 		s.wg.Wait()
+		s.mu.Lock()
+		open := s.accepted
+		s.accepted = nil
+		s.mu.Unlock()
+		for c := range open {
+			c.Conn.Close()
+		}
 	})
 	return err
 }
