@@ -289,16 +289,33 @@ func (r *Remote) call(ctx context.Context, on clink.Conn, typ uint8, req []byte)
 		return 0, nil, on, r.fail(ctx, err)
 	}
 	if rt == frError {
+		if err := expired(ctx); err != nil {
+			return 0, nil, on, err
+		}
 		return 0, nil, on, decodeError(p)
 	}
 	return rt, p, on, nil
 }
 
 func (r *Remote) fail(ctx context.Context, err error) error {
-	if ctx.Err() != nil {
-		return ctx.Err()
+	if err := expired(ctx); err != nil {
+		return err
 	}
 	return fmt.Errorf("%w: %s: %w", ErrLink, r.peer, err)
+}
+
+// expired is ctx's error once its deadline has passed, also in the moment
+// before its timer fires: the peer works to the same deadline, so its
+// answer to a turn that ran out (an error frame, a stream it cut) can
+// arrive first. Nil while the caller's time is not up.
+func expired(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
+		return context.DeadlineExceeded
+	}
+	return nil
 }
 
 // Place implements Host.
