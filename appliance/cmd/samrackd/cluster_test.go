@@ -86,7 +86,10 @@ func start(t *testing.T, name, data string, extra ...string) *proc {
 func launch(t testing.TB, name, data string, cmd *exec.Cmd) *proc {
 	t.Helper()
 	p := &proc{t: t, name: name, data: data, cmd: cmd, out: &syncBuffer{}, done: make(chan struct{})}
-	p.cmd.Env = append(os.Environ(), childEnv+"=1")
+	if p.cmd.Env == nil { // a caller may set its own extra variables
+		p.cmd.Env = os.Environ()
+	}
+	p.cmd.Env = append(p.cmd.Env, childEnv+"=1")
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	os.Remove(filepath.Join(data, admin.CredentialsFile))
 	if err := p.cmd.Start(); err != nil {

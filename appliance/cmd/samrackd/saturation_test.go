@@ -51,24 +51,9 @@ func benchProc(b *testing.B, name, data, timings string, extra ...string) *proc 
 	b.Helper()
 	args := []string{"-test.run=^$", "-test.bench=^$", "--", "--data", data, "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0",
 		"--raft", "127.0.0.1:0", "--link", "127.0.0.1:0", "--log-level", "warn"}
-	p := &proc{t: b, name: name, data: data, out: &syncBuffer{}, done: make(chan struct{})}
-	p.cmd = exec.Command(os.Args[0], append(args, extra...)...)
-	p.cmd.Env = append(os.Environ(), childEnv+"=1", timingsEnv+"="+timings)
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	if err := p.cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	go func() { // owned by p: kill waits for it
-		p.err = p.cmd.Wait()
-		close(p.done)
-	}()
-	b.Cleanup(func() {
-		p.kill()
-		if b.Failed() {
-			b.Logf("--- %s output:\n%s", p.name, p.out)
-		}
-	})
-	return p
+	cmd := exec.Command(os.Args[0], append(args, extra...)...)
+	cmd.Env = append(os.Environ(), timingsEnv+"="+timings)
+	return launch(b, name, data, cmd)
 }
 
 // simRack writes a rack file of n virtual SAMs with read seconds of their
