@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/samrack/samrack/api/client"
+	"github.com/samrack/samrack/drivers/sim/pace"
 )
 
 // WithRTT is a client option that makes every round trip to the appliance
@@ -42,12 +43,18 @@ type delayed struct {
 	b   []byte
 }
 
+// pacer arms the delay line's timers: a plain timer fires a few tenths of
+// a millisecond late under load, which would lengthen every injected
+// round trip by as much (see package pace).
+var pacer = pace.Default
+
 // rttConn delays its writes. One timer sends what is due; its callback
 // is the only writer to the underlying connection, so the order holds.
 type rttConn struct {
 	net.Conn
 	rtt   time.Duration
 	timer *time.Timer
+	lead  time.Duration // the pacer's lead the timer was armed with
 
 	mu      sync.Mutex
 	queue   []delayed
@@ -77,16 +84,28 @@ func (r *rttConn) Write(p []byte) (int, error) {
 	r.queue = append(r.queue, delayed{due: time.Now().Add(r.rtt), b: append([]byte(nil), p...)})
 	if !r.armed {
 		r.armed = true
-		r.timer.Reset(r.rtt)
+		r.arm()
 	}
 	return len(p), nil
 }
 
-// send writes what is due and re-arms the timer for the rest.
+// arm sets the timer for the first write in the queue (r.mu held).
+func (r *rttConn) arm() {
+	var d time.Duration
+	d, r.lead = pacer.Arm(r.queue[0].due)
+	r.timer.Reset(d)
+}
+
+// send writes what is due and re-arms the timer for the rest. The timer
+// is armed early by the pacer's lead, so what is due within the lead
+// counts as due.
 func (r *rttConn) send() {
 	r.mu.Lock()
+	if len(r.queue) > 0 {
+		pacer.Fired(r.queue[0].due, r.lead)
+	}
 	for {
-		now := time.Now()
+		now := time.Now().Add(r.lead)
 		n := 0
 		for n < len(r.queue) && !r.queue[n].due.After(now) {
 			n++
@@ -109,7 +128,7 @@ func (r *rttConn) send() {
 		}
 	}
 	if len(r.queue) > 0 && !r.closed && r.err == nil {
-		r.timer.Reset(time.Until(r.queue[0].due))
+		r.arm()
 	} else {
 		r.armed = false
 		r.queue = nil

@@ -10,6 +10,7 @@ import (
 
 	"github.com/samrack/samrack/drivers/ga467"
 	"github.com/samrack/samrack/drivers/idcard"
+	"github.com/samrack/samrack/drivers/sim/pace"
 )
 
 // SAMTiming is how long the virtual SAM takes. The zero value is instant.
@@ -172,6 +173,9 @@ func (s *SAM) Handle(ctx context.Context, cmd ga467.Command) (r ga467.Reply, ok 
 func (s *SAM) answer(ctx context.Context, cmd *ga467.Command, framing byte) (ga467.Reply, bool) {
 	s.op.Lock()
 	defer s.op.Unlock()
+	// The processing time counts from the command's arrival, as a real
+	// module's does: the simulator's own computing happens inside it.
+	arrived := time.Now()
 
 	var key [2]byte
 	if cmd != nil {
@@ -204,16 +208,8 @@ func (s *SAM) answer(ctx context.Context, cmd *ga467.Command, framing byte) (ga4
 		}
 	}
 	delay += s.slow()
-	if delay > 0 {
-		t := time.NewTimer(delay)
-		defer t.Stop()
-		select {
-		case <-t.C:
-		case <-off:
-			return ga467.Reply{}, false
-		case <-ctx.Done():
-			return ga467.Reply{}, false
-		}
+	if !pace.Default.WaitUntil(arrived.Add(delay), off, ctx.Done()) {
+		return ga467.Reply{}, false
 	}
 	if !s.stillAnswering(epoch) {
 		return ga467.Reply{}, false
