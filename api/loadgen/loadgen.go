@@ -71,6 +71,9 @@ type Summary struct {
 	P50, P99          time.Duration
 	Max               time.Duration
 	RoundTrips        float64 // mean round trips per successful read
+	// Turns is the mean time a successful read's reader spent on its own
+	// turns (client.Result.Turns): the simulator's share of a SAM's hold.
+	Turns time.Duration
 }
 
 func (s *Summary) String() string {
@@ -100,6 +103,7 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 	conc := min(cfg.Concurrency, cfg.Count)
 	lat := make([]time.Duration, cfg.Count)
 	rtts := make([]int, cfg.Count)
+	turns := make([]time.Duration, cfg.Count)
 	ends := make([]time.Duration, cfg.Count) // completion, since start
 	var (
 		next, done, failed atomic.Int64
@@ -166,6 +170,7 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 				} else {
 					lat[i] = time.Since(t0)
 					rtts[i] = res.RoundTrips
+					turns[i] = res.Turns
 					ends[i] = time.Since(start)
 				}
 				done.Add(1)
@@ -195,10 +200,12 @@ loop:
 	s := &Summary{Errors: int(failed.Load()), ByCode: byCode, Elapsed: elapsed}
 	ok := make([]time.Duration, 0, len(lat))
 	total := 0
+	var turned time.Duration
 	for i, d := range lat { // reads finish out of order: look at every slot
 		if d > 0 {
 			ok = append(ok, d)
 			total += rtts[i]
+			turned += turns[i]
 		}
 	}
 	s.Reads = len(ok)
@@ -208,6 +215,7 @@ loop:
 		s.P99 = ok[min(len(ok)-1, len(ok)*99/100)]
 		s.Max = ok[len(ok)-1]
 		s.RoundTrips = float64(total) / float64(s.Reads)
+		s.Turns = turned / time.Duration(s.Reads)
 	}
 	s.ReadsPerSec = float64(s.Reads) / elapsed.Seconds()
 	var completed []time.Duration
