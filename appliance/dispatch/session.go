@@ -104,7 +104,7 @@ func (c *conn) open(ctx context.Context, m *wire.Open) bool {
 	}
 	s.hs, s.sigPending = hs, c.signed
 	c.sess = s
-	c.sw.leased, c.sw.wait = time.Now(), 0
+	c.sw.leased, c.sw.wait, c.sw.sam = time.Now(), 0, 0
 	c.out = append(c.out, &placed.Accept)
 	return true
 }
@@ -204,7 +204,7 @@ func (c *conn) step(ctx context.Context, in *host.Input) (*host.Output, error) {
 	defer cancel()
 	out, err := c.sess.hs.Step(ctx, in)
 	if err == nil {
-		c.sw.exclude(out.SAMTime)
+		c.sw.samTime(out.SAMTime)
 		c.sess.sigPending = false
 	}
 	return out, err

@@ -11,6 +11,7 @@ type ReadTiming struct {
 	Overhead   time.Duration
 	Hold       time.Duration // the SAM's lease: leased → released
 	ReaderWait time.Duration // waiting for the reader's card replies while the SAM was held
+	SAM        time.Duration // inside SAM operations, as the session host timed them
 }
 
 // stopwatch accumulates the time the connection's goroutine spends on the
@@ -23,6 +24,7 @@ type stopwatch struct {
 	started time.Time
 	leased  time.Time     // when the current SAM was leased
 	wait    time.Duration // reader waits since
+	sam     time.Duration // the session host's SAM time since
 }
 
 func (w *stopwatch) reset() {
@@ -43,12 +45,12 @@ func (w *stopwatch) pause() {
 	}
 }
 
-// exclude takes d, spent elsewhere (the session host's SAM time), out of
-// the overhead.
-func (w *stopwatch) exclude(d time.Duration) { w.total -= d }
+// samTime takes d, spent in SAM operations on the session host, out of
+// the overhead and adds it to the SAM's time.
+func (w *stopwatch) samTime(d time.Duration) { w.total -= d; w.sam += d }
 
 func (w *stopwatch) timing() ReadTiming {
-	t := ReadTiming{Overhead: w.total, Total: time.Since(w.started), Hold: time.Since(w.leased), ReaderWait: w.wait}
+	t := ReadTiming{Overhead: w.total, Total: time.Since(w.started), Hold: time.Since(w.leased), ReaderWait: w.wait, SAM: w.sam}
 	if !w.since.IsZero() {
 		t.Overhead += time.Since(w.since)
 	}

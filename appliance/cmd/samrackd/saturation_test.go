@@ -25,7 +25,7 @@ import (
 )
 
 // timingsEnv names the file a benchmark child appends its reads'
-// timings to: "unix-ns hold-ns reader-wait-ns" a line.
+// timings to: "unix-ns hold-ns reader-wait-ns sam-ns" a line.
 const timingsEnv = "SAMRACKD_BENCH_TIMINGS"
 
 func init() {
@@ -41,7 +41,7 @@ func init() {
 	var mu sync.Mutex // the file lives as long as the process
 	onRead = func(t dispatch.ReadTiming) {
 		mu.Lock()
-		fmt.Fprintf(f, "%d %d %d\n", time.Now().UnixNano(), t.Hold, t.ReaderWait)
+		fmt.Fprintf(f, "%d %d %d %d\n", time.Now().UnixNano(), t.Hold, t.ReaderWait, t.SAM)
 		mu.Unlock()
 	}
 }
@@ -71,9 +71,9 @@ func simRack(b *testing.B, path string, node, n int, read time.Duration) {
 	}
 }
 
-// holdTimings reads the timing lines from..to of every file: the mean
-// hold and reader wait.
-func holdTimings(b *testing.B, files []string, from, to time.Time) (hold, wait time.Duration, n int) {
+// holdTimings reads the timing lines from..to of every file: the means
+// of the hold, the reader wait and the SAM's own time.
+func holdTimings(b *testing.B, files []string, from, to time.Time) (hold, wait, samTime time.Duration, n int) {
 	b.Helper()
 	for _, path := range files {
 		f, err := os.Open(path)
@@ -83,10 +83,10 @@ func holdTimings(b *testing.B, files []string, from, to time.Time) (hold, wait t
 		sc := bufio.NewScanner(f)
 		for sc.Scan() {
 			fs := strings.Fields(sc.Text())
-			if len(fs) != 3 {
+			if len(fs) != 4 {
 				b.Fatalf("%s: bad line %q", path, sc.Text())
 			}
-			var v [3]int64
+			var v [4]int64
 			for i := range v {
 				if v[i], err = strconv.ParseInt(fs[i], 10, 64); err != nil {
 					b.Fatal(err)
@@ -95,14 +95,15 @@ func holdTimings(b *testing.B, files []string, from, to time.Time) (hold, wait t
 			if at := time.Unix(0, v[0]); at.Before(from) || at.After(to) {
 				continue
 			}
-			hold, wait, n = hold+time.Duration(v[1]), wait+time.Duration(v[2]), n+1
+			hold, wait, samTime, n = hold+time.Duration(v[1]), wait+time.Duration(v[2]), samTime+time.Duration(v[3]), n+1
 		}
 		f.Close()
 	}
 	if n == 0 {
 		b.Fatal("no read timings")
 	}
-	return hold / time.Duration(n), wait / time.Duration(n), n
+	d := time.Duration(n)
+	return hold / d, wait / d, samTime / d, n
 }
 
 func selfCPU(b *testing.B) time.Duration {
@@ -120,9 +121,14 @@ func selfCPU(b *testing.B) time.Duration {
 // reader addresses (loopback has no VIP; TestVIPFailover covers that in
 // network namespaces). capacity-ratio is the steady-state rate over
 // Σ N / (T_sam + RTT) (target ≥ 0.97 for three); hold-overhead-ms the
-// mean hold minus T_sam minus RTT (target < 0.5), from every appliance's
-// own stopwatch; reader-cpu-ms-per-read this process's CPU per read: the
-// simulated readers' alone, since the appliances run apart.
+// mean hold minus the SAM's own time (sam-own-ms, T_sam plus the virtual
+// SAM's computing and its driver, as the session host timed them) minus
+// the RTT (target < 0.5), from every appliance's own stopwatch. It splits
+// into hold-appliance-ms, the appliance's own work inside a hold, and the
+// reader's side beyond the injected RTT: reader-turn-ms, the simulated
+// reader's own turn, and the wire. reader-cpu-ms-per-read is this
+// process's CPU per read: the simulated readers' alone, since the
+// appliances run apart.
 //
 //	/appliances=1  the rack alone with the round trip (target ≥ 0.98)
 //	/appliances=3  a cluster of three over raft and the link
@@ -245,13 +251,19 @@ func clusterSaturation(b *testing.B, nodes int) {
 		b.Fatalf("%d reads failed: %v", sum.Errors, sum.ByCode)
 	}
 	limit := float64(nodes*sams) / (readTime + rtt).Seconds()
-	hold, wait, n := holdTimings(b, timings, from, to)
+	hold, wait, samTime, n := holdTimings(b, timings, from, to)
 	if n < sum.Reads*9/10 {
 		b.Fatalf("timings of %d reads for %d", n, sum.Reads)
 	}
 	b.ReportMetric(sum.SteadyReadsPerSec/limit, "capacity-ratio")
-	b.ReportMetric(float64(hold-readTime-rtt)/1e6, "hold-overhead-ms")
-	b.ReportMetric(float64(hold-readTime-wait)/1e6, "hold-appliance-ms")
+	// A hold is the SAM's own time (as the session host timed its
+	// operations), the reader's side (the injected round trip, the wire,
+	// the simulated reader's turn) and the appliance's own work, which is
+	// what is left.
+	b.ReportMetric(float64(hold-samTime-rtt)/1e6, "hold-overhead-ms")
+	b.ReportMetric(float64(hold-samTime-wait)/1e6, "hold-appliance-ms")
+	b.ReportMetric(float64(samTime)/1e6, "sam-own-ms")
+	b.ReportMetric(float64(sum.Turns)/1e6, "reader-turn-ms")
 	b.ReportMetric(float64(hold)/1e6, "sam-hold-ms")
 	b.ReportMetric(float64(wait)/1e6, "reader-wait-ms")
 	b.ReportMetric(float64(cpu)/1e6/float64(sum.Reads), "reader-cpu-ms-per-read")
