@@ -128,7 +128,7 @@ func rackSaturation(b *testing.B, sams int, rtt time.Duration, minCount int) {
 	const readTime = 100 * time.Millisecond
 	readers := 4 * sams
 	var (
-		mu          sync.Mutex
+		mu                   sync.Mutex
 		hold, waits, samTime time.Duration
 		reads                int
 	)
