@@ -49,6 +49,14 @@ func BenchmarkForwardedRead(b *testing.B) {
 		slices.Sort(d)
 		return float64(d[(len(d)-1)*99/100]) / float64(time.Millisecond)
 	}
+	mean := func(d []time.Duration) float64 {
+		var sum time.Duration
+		for _, x := range d {
+			sum += x
+		}
+		return float64(sum) / float64(len(d)) / float64(time.Millisecond)
+	}
+	b.ReportMetric(mean(rem)-mean(loc), "forward-overhead-mean-ms")
 	pl, pr := p99(loc), p99(rem)
 	b.ReportMetric(pl, "local-p99-ms")
 	b.ReportMetric(pr, "remote-p99-ms")

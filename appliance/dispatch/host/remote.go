@@ -13,10 +13,15 @@ import (
 )
 
 // A session host forwarded over cluster/link. The front end's appliance
-// holds a Remote per peer; each peer serves its Local with a Server. Every
-// call is one stream: a request frame, a reply frame, under the deadline of
-// the caller's context (carried in the request, so the host's side keeps
-// it too).
+// holds a Remote per peer; each peer serves its Local with a Server. A
+// call is a request frame and a reply frame, under the deadline of the
+// caller's context (carried in the request, so the host's side keeps it
+// too). A session's calls share one stream: Place opens it, the session's
+// Steps and its Release follow on it, and it closes when the session ends
+// (opening and closing a stream per call cost a read a third of its
+// forwarding time). A call that fails leaves the stream unusable — a late
+// reply must never be read as the next call's — so it is closed, and a
+// later call opens a new stream on the same connection.
 //
 // Lease safety: Place answers with a lease ID of 128 random bits, bound on
 // the Server to the link connection (peer node ID and connection number)
@@ -29,6 +34,12 @@ import (
 
 // serverIdle bounds the wait for a request on a stream a peer opened.
 const serverIdle = 10 * time.Second
+
+// sessionIdle bounds the wait for a session's next request on its stream:
+// longer than a front end waits for its reader (PROTOCOL.md §10) and than
+// the Local host's default IdleTimeout, after which the lease is gone
+// anyway. A front end that comes back later opens a new stream.
+const sessionIdle = 45 * time.Second
 
 // defaultTurn bounds a host call whose request carries no deadline.
 const defaultTurn = 30 * time.Second
@@ -76,34 +87,49 @@ func (sv *Server) sweepLocked() {
 	}
 }
 
-// Handle serves one stream (clink.Config.Handle).
+// Handle serves one stream (clink.Config.Handle): a single call, or the
+// calls of one session, one after the other.
 func (sv *Server) Handle(c clink.Conn, st net.Conn) {
-	st.SetDeadline(time.Now().Add(serverIdle))
-	typ, p, err := clink.ReadFrame(st, 0)
-	if err != nil {
-		return
-	}
-	var rtyp uint8
-	var reply []byte
-	switch typ {
-	case frPlace:
-		rtyp, reply = sv.place(c, st, p)
-	case frStep:
-		rtyp, reply = sv.step(c, st, p)
-	case frRelease:
-		rtyp, reply = sv.release(c, p)
-	case frCount:
-		if n, err := decodeCount(p); err == nil && sv.Counts != nil {
-			sv.Counts.Set(c.Peer, n)
+	idle := serverIdle
+	for {
+		st.SetDeadline(time.Now().Add(idle))
+		typ, p, err := clink.ReadFrame(st, 0)
+		if err != nil {
+			return
 		}
-		return
-	default:
-		rtyp, reply = frError, encodeError(fmt.Errorf("%w: frame type %d", ErrBadFrame, typ))
-	}
-	st.SetWriteDeadline(time.Now().Add(serverIdle))
-	if err := clink.WriteFrame(st, rtyp, reply); err != nil && rtyp == frPlaced {
-		// The front end will never know the lease: end it now.
-		sv.drop(c, [16]byte(reply[:16]), errors.New("link: Place reply lost"))
+		var rtyp uint8
+		var reply []byte
+		more := false // the stream goes on: a session's next call may follow
+		switch typ {
+		case frPlace:
+			rtyp, reply = sv.place(c, st, p)
+			more = rtyp == frPlaced
+		case frStep:
+			var end bool
+			rtyp, reply, end = sv.step(c, st, p)
+			more = rtyp == frOutput && !end
+		case frRelease:
+			rtyp, reply = sv.release(c, p)
+		case frCount:
+			if n, err := decodeCount(p); err == nil && sv.Counts != nil {
+				sv.Counts.Set(c.Peer, n)
+			}
+			return
+		default:
+			rtyp, reply = frError, encodeError(fmt.Errorf("%w: frame type %d", ErrBadFrame, typ))
+		}
+		st.SetWriteDeadline(time.Now().Add(serverIdle))
+		if err := clink.WriteFrame(st, rtyp, reply); err != nil {
+			if rtyp == frPlaced {
+				// The front end will never know the lease: end it now.
+				sv.drop(c, [16]byte(reply[:16]), errors.New("link: Place reply lost"))
+			}
+			return
+		}
+		if !more {
+			return
+		}
+		idle = sessionIdle
 	}
 }
 
@@ -161,14 +187,15 @@ func (sv *Server) forget(id [16]byte, l *served) {
 	sv.mu.Unlock()
 }
 
-func (sv *Server) step(c clink.Conn, st net.Conn, p []byte) (uint8, []byte) {
+// step serves a Step; end reports that the session ended with it.
+func (sv *Server) step(c clink.Conn, st net.Conn, p []byte) (rtyp uint8, reply []byte, end bool) {
 	id, in, d, err := decodeStep(p)
 	if err != nil {
-		return frError, encodeError(err)
+		return frError, encodeError(err), false
 	}
 	l := sv.lookup(c, id)
 	if l == nil {
-		return frError, encodeError(ErrNoLease)
+		return frError, encodeError(ErrNoLease), false
 	}
 	ctx, cancel := turn(st, d)
 	defer cancel()
@@ -177,14 +204,14 @@ func (sv *Server) step(c clink.Conn, st net.Conn, p []byte) (uint8, []byte) {
 		sv.forget(id, l)
 	}
 	if err != nil {
-		return frError, encodeError(err)
+		return frError, encodeError(err), false
 	}
 	b, err := encodeOutput(out)
 	if err != nil {
 		sv.drop(c, id, err)
-		return frError, encodeError(err)
+		return frError, encodeError(err), false
 	}
-	return frOutput, b
+	return frOutput, b, out.End != nil
 }
 
 func (sv *Server) release(c clink.Conn, p []byte) (uint8, []byte) {
@@ -262,9 +289,10 @@ func (r *Remote) Peer() string { return r.peer }
 // stream, a reply that does not decode): the host's state is unknown.
 var ErrLink = errors.New("host: link to peer failed")
 
-// call sends one request and reads its reply, within ctx.
-// A call on a placed session goes on that session's connection (on (non-zero)).
-func (r *Remote) call(ctx context.Context, on clink.Conn, typ uint8, req []byte) (uint8, []byte, clink.Conn, error) {
+// open opens a stream to the peer, on connection on if it is set (a
+// placed session's calls must reach the connection its lease is bound
+// to).
+func (r *Remote) open(ctx context.Context, on clink.Conn) (net.Conn, clink.Conn, error) {
 	var st net.Conn
 	var err error
 	if on != (clink.Conn{}) {
@@ -274,27 +302,35 @@ func (r *Remote) call(ctx context.Context, on clink.Conn, typ uint8, req []byte)
 	}
 	if err != nil {
 		if ctx.Err() != nil {
-			return 0, nil, on, ctx.Err()
+			return nil, on, ctx.Err()
 		}
-		return 0, nil, on, fmt.Errorf("%w: %w", ErrLink, err)
+		return nil, on, fmt.Errorf("%w: %w", ErrLink, err)
 	}
-	defer st.Close()
+	return st, on, nil
+}
+
+// exchange sends one request on st and reads its reply, within ctx. After
+// an error st must not be used again: its state is unknown, or the peer
+// (which answered frError) ended its side.
+func (r *Remote) exchange(ctx context.Context, st net.Conn, typ uint8, req []byte) (uint8, []byte, error) {
+	d, _ := ctx.Deadline() // zero: none
+	st.SetDeadline(d)
 	stop := context.AfterFunc(ctx, func() { st.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
 	if err := clink.WriteFrame(st, typ, req); err != nil {
-		return 0, nil, on, r.fail(ctx, err)
+		return 0, nil, r.fail(ctx, err)
 	}
 	rt, p, err := clink.ReadFrame(st, 0)
 	if err != nil {
-		return 0, nil, on, r.fail(ctx, err)
+		return 0, nil, r.fail(ctx, err)
 	}
 	if rt == frError {
 		if err := expired(ctx); err != nil {
-			return 0, nil, on, err
+			return 0, nil, err
 		}
-		return 0, nil, on, decodeError(p)
+		return rt, nil, decodeError(p)
 	}
-	return rt, p, on, nil
+	return rt, p, nil
 }
 
 func (r *Remote) fail(ctx context.Context, err error) error {
@@ -325,35 +361,73 @@ func (r *Remote) Place(ctx context.Context, p *Placement) (Session, *Placed, err
 	if err != nil {
 		return nil, nil, err
 	}
-	rt, b, on, err := r.call(ctx, clink.Conn{}, frPlace, req)
+	st, on, err := r.open(ctx, clink.Conn{})
 	if err != nil {
 		return nil, nil, err
 	}
-	if rt != frPlaced {
-		return nil, nil, fmt.Errorf("%w: reply type %d to Place", ErrLink, rt)
+	rt, b, err := r.exchange(ctx, st, frPlace, req)
+	if err == nil && rt != frPlaced {
+		err = fmt.Errorf("%w: reply type %d to Place", ErrLink, rt)
 	}
-	id, placed, err := decodePlaced(b)
+	var id [16]byte
+	var placed *Placed
+	if err == nil {
+		if id, placed, err = decodePlaced(b); err != nil {
+			err = fmt.Errorf("%w: %w", ErrLink, err)
+		}
+	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w: %w", ErrLink, err)
+		st.Close()
+		return nil, nil, err
 	}
-	return &remoteSession{r: r, id: id, on: on}, placed, nil
+	return &remoteSession{r: r, id: id, on: on, st: st}, placed, nil
 }
 
 type remoteSession struct {
 	r  *Remote
 	id [16]byte
 	on clink.Conn // the connection the lease is bound to
-	mu sync.Mutex
+	mu sync.Mutex // serialises the session's calls
+	st net.Conn   // the session's stream; nil after a failed call
 	// ended: the session ended or was released; nothing more is sent.
 	ended bool
+}
+
+// call sends a request of the session and reads its reply: on the
+// session's stream while it is sound, else on a new stream on the lease's
+// connection. s.mu is held.
+func (s *remoteSession) call(ctx context.Context, typ uint8, req []byte) (uint8, []byte, error) {
+	if s.st == nil {
+		st, _, err := s.r.open(ctx, s.on)
+		if err != nil {
+			return 0, nil, err
+		}
+		s.st = st
+	}
+	rt, b, err := s.r.exchange(ctx, s.st, typ, req)
+	if err != nil {
+		// The peer's own errors too: its side of the stream ends after
+		// an error.
+		s.st.Close()
+		s.st = nil
+	}
+	return rt, b, err
+}
+
+// end marks the session ended and closes its stream. s.mu is held.
+func (s *remoteSession) end() {
+	s.ended = true
+	if s.st != nil {
+		s.st.Close()
+		s.st = nil
+	}
 }
 
 // Step implements Session.
 func (s *remoteSession) Step(ctx context.Context, in *Input) (*Output, error) {
 	s.mu.Lock()
-	ended := s.ended
-	s.mu.Unlock()
-	if ended {
+	defer s.mu.Unlock()
+	if s.ended {
 		return nil, ErrSessionGone
 	}
 	d, ok := ctx.Deadline()
@@ -361,7 +435,7 @@ func (s *remoteSession) Step(ctx context.Context, in *Input) (*Output, error) {
 	if err != nil {
 		return nil, err
 	}
-	rt, b, _, err := s.r.call(ctx, s.on, frStep, req)
+	rt, b, err := s.call(ctx, frStep, req)
 	if errors.Is(err, ErrNoLease) {
 		err = fmt.Errorf("%w (%w)", ErrSessionGone, err)
 	}
@@ -376,9 +450,7 @@ func (s *remoteSession) Step(ctx context.Context, in *Input) (*Output, error) {
 		return nil, fmt.Errorf("%w: %w", ErrLink, err)
 	}
 	if out.End != nil {
-		s.mu.Lock()
-		s.ended = true
-		s.mu.Unlock()
+		s.end()
 	}
 	return out, nil
 }
@@ -390,10 +462,8 @@ const releaseGrace = time.Second
 // Release implements Session. With ctx done, the release is still sent.
 func (s *remoteSession) Release(ctx context.Context, outcome error) {
 	s.mu.Lock()
-	ended := s.ended
-	s.ended = true
-	s.mu.Unlock()
-	if ended {
+	defer s.mu.Unlock()
+	if s.ended {
 		return
 	}
 	if ctx.Err() != nil {
@@ -401,5 +471,6 @@ func (s *remoteSession) Release(ctx context.Context, outcome error) {
 		ctx, cancel = context.WithTimeout(context.Background(), releaseGrace)
 		defer cancel()
 	}
-	s.r.call(ctx, s.on, frRelease, encodeRelease(s.id, outcome))
+	s.call(ctx, frRelease, encodeRelease(s.id, outcome))
+	s.end()
 }
