@@ -488,7 +488,7 @@ func (c *conn) handle(ctx context.Context, msgs []wire.Message) (fatal bool) {
 			if c.sess != nil {
 				return c.protocolError(wire.UnexpectedMessage, "Open inside a session")
 			}
-			if !c.open(ctx, m) {
+			if !c.open(ctx, m, leadingRequests(msgs[i+1:])) {
 				if c.refusedReader() {
 					return true // PROTOCOL §9: 101–104 close the connection
 				}
@@ -513,6 +513,16 @@ func (c *conn) handle(ctx context.Context, msgs []wire.Message) (fatal bool) {
 		}
 	}
 	return false
+}
+
+// leadingRequests are the phase requests at the start of msgs in their
+// order (Find, Select, Read): the run a session's first Step takes.
+func leadingRequests(msgs []wire.Message) []wire.Message {
+	n := 0
+	for n < len(msgs) && requestIndex(msgs[n]) == n {
+		n++
+	}
+	return msgs[:n:n]
 }
 
 // refusedReader reports whether the Error just queued refuses the reader

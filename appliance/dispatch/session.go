@@ -27,13 +27,19 @@ type session struct {
 	// sigPending: the host's first Output, which starts with the
 	// KeyShareSignature, is still to come.
 	sigPending bool
+	// first, firstErr: the first Step's outcome when the host ran it with
+	// the Place (host.Placed.First), for the front end's first step.
+	first    *host.Output
+	firstErr error
 }
 
 // open runs the checks of an Open and, if they pass, places the session on
 // a session host and answers Accept (and, on a connection that asked for
-// it, the KeyShareSignature). It returns false if the session was refused
-// (an Error is queued).
-func (c *conn) open(ctx context.Context, m *wire.Open) bool {
+// it, the KeyShareSignature). first are the phase requests that follow
+// the Open in its frame: they go with the Placement, so that a host on
+// another appliance runs them at once. It returns false if the session was
+// refused (an Error is queued).
+func (c *conn) open(ctx context.Context, m *wire.Open, first []wire.Message) bool {
 	cfg := &c.s.cfg
 	reject := func(code wire.Code, kind, detail string, retry time.Duration) bool {
 		c.s.audit(audit.Event{Kind: kind, Reader: m.ReaderSerial, Code: int(code), Detail: detail})
@@ -85,7 +91,7 @@ func (c *conn) open(ctx context.Context, m *wire.Open) bool {
 	// Placement: the terminal→SAM table's SAMs first, else any idle one,
 	// waiting at most QueueWait.
 	p := &host.Placement{Reader: r.Serial, KeyShares: m.KeyShares, Declared: pre.CardSerial, Prefetch: pre.Prefetch,
-		Prefer: cfg.Directory.PreferredSAMs(r.Serial), Sign: c.signed}
+		Prefer: cfg.Directory.PreferredSAMs(r.Serial), Sign: c.signed, First: first, FirstWithin: cfg.HostTimeout}
 	pctx, cancel := context.WithTimeout(ctx, cfg.QueueWait)
 	hs, placed, err := c.s.host.Place(pctx, p)
 	cancel()
@@ -103,6 +109,7 @@ func (c *conn) open(ctx context.Context, m *wire.Open) bool {
 		return reject(wire.SAMFault, audit.KindBusy, err.Error(), time.Second)
 	}
 	s.hs, s.sigPending = hs, c.signed
+	s.first, s.firstErr = placed.First, placed.FirstErr
 	c.sess = s
 	c.sw.leased, c.sw.wait, c.sw.sam = time.Now(), 0, 0
 	c.out = append(c.out, &placed.Accept)
@@ -200,9 +207,19 @@ func (c *conn) phases(ctx context.Context, requests []wire.Message) (ok, fatal b
 // step is one Step of the session host, bounded by HostTimeout; the time
 // the host spent in SAM operations is not the appliance's overhead.
 func (c *conn) step(ctx context.Context, in *host.Input) (*host.Output, error) {
-	ctx, cancel := context.WithTimeout(ctx, c.s.cfg.HostTimeout)
-	defer cancel()
-	out, err := c.sess.hs.Step(ctx, in)
+	var out *host.Output
+	var err error
+	if s := c.sess; s.first != nil || s.firstErr != nil {
+		// The host ran this first Step with the Place: the same requests
+		// (the session's first Step is always the Open frame's requests
+		// when it has any).
+		out, err = s.first, s.firstErr
+		s.first, s.firstErr = nil, nil
+	} else {
+		ctx, cancel := context.WithTimeout(ctx, c.s.cfg.HostTimeout)
+		defer cancel()
+		out, err = c.sess.hs.Step(ctx, in)
+	}
 	if err == nil {
 		c.sw.samTime(out.SAMTime)
 		c.sess.sigPending = false

@@ -62,6 +62,14 @@ type Placement struct {
 	// in the frame of the Accept, asking for it with an empty Input when
 	// that frame has no phase request.
 	Sign bool
+	// First, if set, are the phase requests that came in the Open's
+	// frame, for the session's first Step, bounded by FirstWithin from
+	// the moment the session is placed. A host reached over a link runs
+	// them with the Place, which saves a round trip between appliances,
+	// and answers in Placed.First; a Local host leaves them to the front
+	// end's first Step.
+	First       []wire.Message
+	FirstWithin time.Duration
 }
 
 // Placed is a placed session's start: what the front end sends the reader.
@@ -69,6 +77,12 @@ type Placed struct {
 	Accept wire.Accept
 	Slot   int
 	SAMID  ga467.SAMID
+	// First is the Output of the first Step when the host ran it with the
+	// Place (Placement.First); else FirstErr says why that Step failed
+	// (the session was placed: the front end takes it as its first
+	// Step's error). Both nil: the host did not run it.
+	First    *Output
+	FirstErr error
 }
 
 // Input is what the front end hands the host in a Step: at most one of its

@@ -22,6 +22,7 @@ import (
 //	Placed   lease(16) | session id(16) | suite u8 | public bytes16 | slot u32 | SAMID(16)
 //	Step     lease(16) | deadline | kind u8 (0 none, 1 requests, 2 answer, 3 fail) | kind 1,2: bytes32 (a wire frame) ; kind 3: code u16 | detail str16
 //	Output   n u8 × bytes32 (one wire frame each) | await u8 | within | samtime | end u8 [ code u16 | closes u8 | card str16 | slot u32 | SAMID | hold | attempts u16 ]
+//	PlaceFirst  bytes32 (a Place) | bytes32 (a Step, lease zero): the Placed reply, then the Step's Output or Error
 //	Release  lease(16) | outcome str16
 //	Released (empty)
 //	Error    kind u8 | kind-dependent (see errKind)
@@ -33,6 +34,8 @@ const (
 	frRelease
 	frReleased
 	frError
+	_ // 8: frCount (announce.go)
+	frPlaceFirst
 )
 
 // Error kinds of an Error frame.
@@ -277,6 +280,46 @@ func decodePlace(b []byte) (*Placement, time.Duration, error) {
 	if err := d.end(); err != nil {
 		return nil, 0, err
 	}
+	return p, dl, nil
+}
+
+// encodePlaceFirst is a Place with the session's first Step (Placement.First).
+func encodePlaceFirst(p *Placement, deadline time.Time, hasDeadline bool) ([]byte, error) {
+	place, err := encodePlace(p, deadline, hasDeadline)
+	if err != nil {
+		return nil, err
+	}
+	step, err := encodeStep([16]byte{}, &Input{Requests: p.First}, time.Now().Add(p.FirstWithin), p.FirstWithin > 0)
+	if err != nil {
+		return nil, err
+	}
+	var e enc
+	e.b32(place)
+	e.b32(step)
+	return e, nil
+}
+
+// decodePlaceFirst decodes a PlaceFirst: the placement with its First
+// requests and FirstWithin, and the Place's deadline.
+func decodePlaceFirst(b []byte) (*Placement, time.Duration, error) {
+	d := &dec{b: b}
+	place := d.b32("place", len(b))
+	step := d.b32("first step", len(b))
+	if err := d.end(); err != nil {
+		return nil, 0, err
+	}
+	p, dl, err := decodePlace(place)
+	if err != nil {
+		return nil, 0, err
+	}
+	lease, in, within, err := decodeStep(step)
+	if err != nil {
+		return nil, 0, err
+	}
+	if lease != ([16]byte{}) || len(in.Requests) == 0 {
+		return nil, 0, fmt.Errorf("%w: a first step must be requests without a lease", ErrBadFrame)
+	}
+	p.First, p.FirstWithin = in.Requests, within
 	return p, dl, nil
 }
 

@@ -2,6 +2,7 @@ package host
 
 import (
 	"bytes"
+	"errors"
 	"testing"
 	"time"
 
@@ -60,8 +61,10 @@ func FuzzLinkFrames(f *testing.F) {
 	f.Add(frOutput, o)
 	f.Add(frRelease, encodeRelease([16]byte{3}, nil))
 	f.Add(frError, encodeError(&Refusal{Code: 405, Kind: "k", Detail: "d"}))
+	pf, _ := encodePlaceFirst(&Placement{Reader: "R-1", First: []wire.Message{&wire.FindRequest{}}, FirstWithin: time.Second}, time.Time{}, false)
+	f.Add(uint8(6), pf)
 	f.Fuzz(func(t *testing.T, typ uint8, b []byte) {
-		switch typ % 6 {
+		switch typ % 7 {
 		case 0:
 			if pl, _, err := decodePlace(b); err == nil {
 				if len(pl.KeyShares) > maxKeyShares || len(pl.Prefer) > maxPrefer {
@@ -95,6 +98,48 @@ func FuzzLinkFrames(f *testing.F) {
 			if err := decodeError(b); err == nil {
 				t.Fatal("an Error frame decoded to no error")
 			}
+		case 6:
+			if pl, _, err := decodePlaceFirst(b); err == nil {
+				if len(pl.First) == 0 {
+					t.Fatal("a PlaceFirst without requests decoded")
+				}
+				if _, err := encodePlaceFirst(pl, time.Time{}, false); err != nil {
+					t.Fatalf("decoded PlaceFirst does not encode: %v", err)
+				}
+			}
 		}
 	})
+}
+
+// TestPlaceFirstFrame: a PlaceFirst carries its placement and first
+// requests; one whose Step names a lease (the first Step may only run on
+// the lease it places) or carries no requests does not decode.
+func TestPlaceFirstFrame(t *testing.T) {
+	p := &Placement{Reader: "R-1", KeyShares: []wire.KeyShare{{Suite: 1, Public: []byte{1}}},
+		First: []wire.Message{&wire.FindRequest{}, &wire.SelectRequest{}}, FirstWithin: 3 * time.Second}
+	b, err := encodePlaceFirst(p, time.Now().Add(time.Second), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, dl, err := decodePlaceFirst(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Reader != "R-1" || len(got.First) != 2 || got.FirstWithin < 2900*time.Millisecond || dl < 900*time.Millisecond {
+		t.Fatalf("decoded %+v within %v, deadline %v", got, got.FirstWithin, dl)
+	}
+	place, _ := encodePlace(p, time.Time{}, false)
+	for name, in := range map[string]*Input{"lease": {Requests: p.First}, "no requests": {}} {
+		lease := [16]byte{}
+		if name == "lease" {
+			lease[0] = 1
+		}
+		step, _ := encodeStep(lease, in, time.Time{}, false)
+		var e enc
+		e.b32(place)
+		e.b32(step)
+		if _, _, err := decodePlaceFirst(e); !errors.Is(err, ErrBadFrame) {
+			t.Errorf("%s: decoded (%v)", name, err)
+		}
+	}
 }

@@ -102,8 +102,20 @@ func (sv *Server) Handle(c clink.Conn, st net.Conn) {
 		more := false // the stream goes on: a session's next call may follow
 		switch typ {
 		case frPlace:
-			rtyp, reply = sv.place(c, st, p)
+			rtyp, reply, _ = sv.place(c, st, p, false)
 			more = rtyp == frPlaced
+		case frPlaceFirst:
+			// The Placed reply, then the first Step's reply.
+			var pl *Placement
+			rtyp, reply, pl = sv.place(c, st, p, true)
+			if rtyp == frPlaced {
+				if !sv.reply(c, st, rtyp, reply) {
+					return
+				}
+				var end bool
+				rtyp, reply, end = sv.stepLease(c, st, [16]byte(reply[:16]), &Input{Requests: pl.First}, pl.FirstWithin)
+				more = rtyp == frOutput && !end
+			}
 		case frStep:
 			var end bool
 			rtyp, reply, end = sv.step(c, st, p)
@@ -118,19 +130,24 @@ func (sv *Server) Handle(c clink.Conn, st net.Conn) {
 		default:
 			rtyp, reply = frError, encodeError(fmt.Errorf("%w: frame type %d", ErrBadFrame, typ))
 		}
-		st.SetWriteDeadline(time.Now().Add(serverIdle))
-		if err := clink.WriteFrame(st, rtyp, reply); err != nil {
-			if rtyp == frPlaced {
-				// The front end will never know the lease: end it now.
-				sv.drop(c, [16]byte(reply[:16]), errors.New("link: Place reply lost"))
-			}
-			return
-		}
-		if !more {
+		if !sv.reply(c, st, rtyp, reply) || !more {
 			return
 		}
 		idle = sessionIdle
 	}
+}
+
+// reply writes a reply frame; false if the stream failed.
+func (sv *Server) reply(c clink.Conn, st net.Conn, rtyp uint8, reply []byte) bool {
+	st.SetWriteDeadline(time.Now().Add(serverIdle))
+	if err := clink.WriteFrame(st, rtyp, reply); err != nil {
+		if rtyp == frPlaced {
+			// The front end will never know the lease: end it now.
+			sv.drop(c, [16]byte(reply[:16]), errors.New("link: Place reply lost"))
+		}
+		return false
+	}
+	return true
 }
 
 func turn(st net.Conn, d time.Duration) (context.Context, context.CancelFunc) {
@@ -141,16 +158,28 @@ func turn(st net.Conn, d time.Duration) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), d)
 }
 
-func (sv *Server) place(c clink.Conn, st net.Conn, p []byte) (uint8, []byte) {
-	pl, d, err := decodePlace(p)
+// place serves a Place, or a PlaceFirst (first) whose first Step the
+// caller runs next: pl is the decoded placement.
+func (sv *Server) place(c clink.Conn, st net.Conn, p []byte, first bool) (rtyp uint8, reply []byte, pl *Placement) {
+	var d time.Duration
+	var err error
+	if first {
+		pl, d, err = decodePlaceFirst(p)
+	} else {
+		pl, d, err = decodePlace(p)
+	}
 	if err != nil {
-		return frError, encodeError(err)
+		return frError, encodeError(err), nil
 	}
 	ctx, cancel := turn(st, d)
 	defer cancel()
-	s, placed, err := sv.h.Place(ctx, pl)
+	// The first Step runs here, as a Step of the lease: a host that
+	// would run it itself is not asked to.
+	hp := *pl
+	hp.First, hp.FirstWithin = nil, 0
+	s, placed, err := sv.h.Place(ctx, &hp)
 	if err != nil {
-		return frError, encodeError(err)
+		return frError, encodeError(err), nil
 	}
 	var id [16]byte
 	rand.Read(id[:])
@@ -163,9 +192,9 @@ func (sv *Server) place(c clink.Conn, st net.Conn, p []byte) (uint8, []byte) {
 	sv.mu.Unlock()
 	if closed {
 		s.Release(context.Background(), ErrClosed)
-		return frError, encodeError(ErrClosed)
+		return frError, encodeError(ErrClosed), nil
 	}
-	return frPlaced, encodePlaced(id, placed)
+	return frPlaced, encodePlaced(id, placed), pl
 }
 
 // lookup finds lease id of connection c.
@@ -193,6 +222,11 @@ func (sv *Server) step(c clink.Conn, st net.Conn, p []byte) (rtyp uint8, reply [
 	if err != nil {
 		return frError, encodeError(err), false
 	}
+	return sv.stepLease(c, st, id, in, d)
+}
+
+// stepLease runs a Step of lease id within d.
+func (sv *Server) stepLease(c clink.Conn, st net.Conn, id [16]byte, in *Input, d time.Duration) (rtyp uint8, reply []byte, end bool) {
 	l := sv.lookup(c, id)
 	if l == nil {
 		return frError, encodeError(ErrNoLease), false
@@ -320,6 +354,19 @@ func (r *Remote) exchange(ctx context.Context, st net.Conn, typ uint8, req []byt
 	if err := clink.WriteFrame(st, typ, req); err != nil {
 		return 0, nil, r.fail(ctx, err)
 	}
+	return r.read(ctx, st)
+}
+
+// reply reads a further reply frame on st, within ctx.
+func (r *Remote) reply(ctx context.Context, st net.Conn) (uint8, []byte, error) {
+	d, _ := ctx.Deadline()
+	st.SetDeadline(d)
+	stop := context.AfterFunc(ctx, func() { st.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	return r.read(ctx, st)
+}
+
+func (r *Remote) read(ctx context.Context, st net.Conn) (uint8, []byte, error) {
 	rt, p, err := clink.ReadFrame(st, 0)
 	if err != nil {
 		return 0, nil, r.fail(ctx, err)
@@ -357,7 +404,15 @@ func expired(ctx context.Context) error {
 // Place implements Host.
 func (r *Remote) Place(ctx context.Context, p *Placement) (Session, *Placed, error) {
 	d, ok := ctx.Deadline()
-	req, err := encodePlace(p, d, ok)
+	typ := frPlace
+	var req []byte
+	var err error
+	if len(p.First) > 0 {
+		typ = frPlaceFirst
+		req, err = encodePlaceFirst(p, d, ok)
+	} else {
+		req, err = encodePlace(p, d, ok)
+	}
 	if err != nil {
 		return nil, nil, err
 	}
@@ -365,7 +420,7 @@ func (r *Remote) Place(ctx context.Context, p *Placement) (Session, *Placed, err
 	if err != nil {
 		return nil, nil, err
 	}
-	rt, b, err := r.exchange(ctx, st, frPlace, req)
+	rt, b, err := r.exchange(ctx, st, typ, req)
 	if err == nil && rt != frPlaced {
 		err = fmt.Errorf("%w: reply type %d to Place", ErrLink, rt)
 	}
@@ -380,7 +435,44 @@ func (r *Remote) Place(ctx context.Context, p *Placement) (Session, *Placed, err
 		st.Close()
 		return nil, nil, err
 	}
-	return &remoteSession{r: r, id: id, on: on, st: st}, placed, nil
+	s := &remoteSession{r: r, id: id, on: on, st: st}
+	if typ == frPlaceFirst {
+		s.first(p.FirstWithin, placed)
+	}
+	return s, placed, nil
+}
+
+// first reads the reply to the first Step that a PlaceFirst asked for,
+// within the Step's own time (the Place's ctx bounded the placement only),
+// into placed.First or placed.FirstErr.
+func (s *remoteSession) first(within time.Duration, placed *Placed) {
+	if within <= 0 {
+		within = defaultTurn
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), within)
+	defer cancel()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rt, b, err := s.r.reply(ctx, s.st)
+	if err == nil && rt != frOutput {
+		err = fmt.Errorf("%w: reply type %d to the first Step", ErrLink, rt)
+	}
+	var out *Output
+	if err == nil {
+		if out, err = decodeOutput(b); err != nil {
+			err = fmt.Errorf("%w: %w", ErrLink, err)
+		}
+	}
+	if err != nil {
+		s.st.Close()
+		s.st = nil
+		placed.FirstErr = err
+		return
+	}
+	if out.End != nil {
+		s.end()
+	}
+	placed.First = out
 }
 
 type remoteSession struct {

@@ -117,6 +117,7 @@ func TestLeaseSafety(t *testing.T) {
 	if rt, _ := rawCall(t, nodes["fe2"].Link, 99, nil); rt != 7 {
 		t.Errorf("unknown frame type: reply %d", rt)
 	}
+
 	st, _, err := nodes["fe2"].Link.Open(ctx10(t), "sam")
 	if err != nil {
 		t.Fatal(err)
@@ -194,3 +195,30 @@ type noteLease struct {
 }
 
 func (l *noteLease) Release(outcome error) { l.Lease.Release(outcome); l.released <- outcome }
+
+// TestPlaceFirst: over a link, the requests of the Open's frame run with
+// the Place (one exchange between the appliances instead of two) and the
+// session goes on with Steps; a Local host leaves them to the front end.
+func TestPlaceFirst(t *testing.T) {
+	f := newForwarded(t, host.Config{Pool: hosttest.NewPool(), HashCard: func([8]byte) string { return "" }})
+	first := []wire.Message{&wire.FindRequest{}, &wire.SelectRequest{}, &wire.ReadRequest{}}
+	s, placed, err := f.remote.Place(ctx10(t), &host.Placement{KeyShares: shares(), First: first, FirstWithin: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if placed.FirstErr != nil || placed.First == nil || !placed.First.Await {
+		t.Fatalf("Placed.First %+v, FirstErr %v: want the find's card exchange", placed.First, placed.FirstErr)
+	}
+	s.Release(ctx10(t), nil)
+	if f.server.Leases() != 0 {
+		t.Fatalf("%d leases after Release", f.server.Leases())
+	}
+	ls, lp, err := f.local.Place(ctx10(t), &host.Placement{KeyShares: shares(), First: first, FirstWithin: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ls.Release(ctx10(t), nil)
+	if lp.First != nil || lp.FirstErr != nil {
+		t.Fatalf("a Local host ran the first Step: %+v %v", lp.First, lp.FirstErr)
+	}
+}

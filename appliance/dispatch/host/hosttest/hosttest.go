@@ -176,6 +176,13 @@ type reader struct {
 
 func (r *rig) place(sign bool) (*reader, host.Session, *host.Placed) {
 	r.t.Helper()
+	return r.placeWith(&host.Placement{Sign: sign})
+}
+
+// placeWith places p, with the rig's reader, key shares and card.
+func (r *rig) placeWith(p *host.Placement) (*reader, host.Session, *host.Placed) {
+	r.t.Helper()
+	sign := p.Sign
 	e, err := suite.Generate(suite.X25519, rand.Reader)
 	if err != nil {
 		r.t.Fatal(err)
@@ -183,7 +190,8 @@ func (r *rig) place(sign bool) (*reader, host.Session, *host.Placed) {
 	shares := []wire.KeyShare{{Suite: 0x7E, Public: []byte{1}}, {Suite: suite.X25519, Public: e.Public()}}
 	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
 	defer cancel()
-	s, placed, err := r.h.Place(ctx, &host.Placement{Reader: "R-1", KeyShares: shares, Declared: cardSerial, Sign: sign})
+	p.Reader, p.KeyShares, p.Declared = "R-1", shares, cardSerial
+	s, placed, err := r.h.Place(ctx, p)
 	if err != nil {
 		r.t.Fatal(err)
 	}
@@ -277,6 +285,7 @@ func Conformance(t *testing.T, newHost NewHost) {
 		{"SilentFrontEnd", testSilentFrontEnd},
 		{"Release", testRelease},
 		{"StepDeadline", testStepDeadline},
+		{"FirstStep", testFirstStep},
 		{"ReaderFailure", testReaderFailure},
 		{"Refusals", testRefusals},
 	} {
@@ -392,6 +401,58 @@ func testStepDeadline(t *testing.T, newHost NewHost) {
 	}
 }
 
+// testFirstStep: the phase requests of the Open's frame given with the
+// Placement (Placement.First) give the Output a first Step would give,
+// whether the host runs them with the Place (Placed.First) or leaves them
+// to the front end's Step; a first Step that overruns FirstWithin ends in
+// the deadline's error, and Release releases the lease.
+func testFirstStep(t *testing.T, newHost NewHost) {
+	r := newRig(t, newHost, host.Config{})
+	rd, s, placed := r.placeWith(&host.Placement{Sign: true, First: allRequests, FirstWithin: waitLimit})
+	if placed.FirstErr != nil {
+		t.Fatalf("first Step: %v", placed.FirstErr)
+	}
+	out := placed.First
+	if out == nil { // the host left it to the front end
+		out = doStep(t, s, &host.Input{Requests: allRequests})
+	}
+	if !out.Await || len(out.Messages) != 2 {
+		t.Fatalf("first Output %+v, want the signature and the find's card exchange", out)
+	}
+	for range 8 {
+		if out = doStep(t, s, rd.answer(out)); out.End != nil {
+			break
+		}
+	}
+	if out.End == nil || out.End.Code != 0 {
+		t.Fatalf("read ended with %+v", out.End)
+	}
+	rd.answer(out)
+	if err := r.released(); err != nil {
+		t.Fatalf("released with %v", err)
+	}
+
+	r = newRig(t, newHost, host.Config{})
+	r.pool.sam.block = true
+	_, s, placed = r.placeWith(&host.Placement{First: allRequests, FirstWithin: 20 * time.Millisecond})
+	err := placed.FirstErr
+	if placed.First != nil {
+		t.Fatalf("a blocked SAM's first Step answered %+v", placed.First)
+	}
+	if err == nil { // the host left it to the front end
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+		defer cancel()
+		_, err = s.Step(ctx, &host.Input{Requests: allRequests})
+	}
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("first Step of a blocked SAM: %v", err)
+	}
+	s.Release(context.Background(), errors.New("host too slow"))
+	if err := r.released(); !errors.Is(err, sam.ErrCardLink) {
+		t.Fatalf("released with %v", err)
+	}
+}
+
 // testReaderFailure: a reader-side failure ends the session with its
 // code, audited with the SAM it held.
 func testReaderFailure(t *testing.T, newHost NewHost) {
@@ -453,9 +514,15 @@ func Read(tb testing.TB, h host.Host) time.Duration {
 	shares := []wire.KeyShare{{Suite: suite.X25519, Public: e.Public()}}
 	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
 	defer cancel()
-	s, placed, err := h.Place(ctx, &host.Placement{Reader: "R-1", KeyShares: shares, Declared: cardSerial})
+	// As the front end does: the requests of the Open's frame go with the
+	// Placement.
+	s, placed, err := h.Place(ctx, &host.Placement{Reader: "R-1", KeyShares: shares, Declared: cardSerial,
+		First: allRequests, FirstWithin: waitLimit})
 	if err != nil {
 		tb.Fatal(err)
+	}
+	if placed.FirstErr != nil {
+		tb.Fatal(placed.FirstErr)
 	}
 	a := placed.Accept
 	tr := wire.Transcript("R-1", e.Public(), a.SessionID, a.Suite, a.Public)
@@ -467,7 +534,12 @@ func Read(tb testing.TB, h host.Host) time.Duration {
 	var sam time.Duration
 	in := &host.Input{Requests: allRequests}
 	for range 8 {
-		out := doStep(tb, s, in)
+		var out *host.Output
+		if placed.First != nil {
+			out, placed.First = placed.First, nil
+		} else {
+			out = doStep(tb, s, in)
+		}
 		sam += out.SAMTime
 		in = rd.answer(out)
 		if out.End != nil {
