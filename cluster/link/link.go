@@ -224,7 +224,7 @@ func (l *Link) accept(c net.Conn) {
 		c.Close()
 		return
 	}
-	sess, err := yamux.Server(tc, l.yamuxConfig())
+	sess, err := yamux.Server(&joinWrites{Conn: tc}, l.yamuxConfig())
 	if err != nil {
 		c.Close()
 		return
@@ -366,7 +366,7 @@ func (l *Link) dial(ctx context.Context, id, addr string) (*yamux.Session, error
 		c.Close()
 		return nil, fmt.Errorf("link: %s answered as %q, want %q", addr, got, id)
 	}
-	sess, err := yamux.Client(c, l.yamuxConfig())
+	sess, err := yamux.Client(&joinWrites{Conn: c}, l.yamuxConfig())
 	if err != nil {
 		c.Close()
 		return nil, err
