@@ -252,7 +252,7 @@ func New(cfg Config) (a *Appliance, err error) {
 		return nil, fmt.Errorf("appliance: rack: %w", err)
 	}
 	dcfg := cfg.Dispatch
-	dcfg.Directory = &directory{st: a.nodes, threshold: cfg.AuthFailureThreshold, audit: a.audit}
+	dcfg.Directory = &directory{st: a.nodes, threshold: cfg.AuthFailureThreshold, audit: a.audit, catchUp: a.catchUp}
 	dcfg.Pool = pool{a.rack}
 	dcfg.Audit = a.audit.Record
 	dcfg.HashCard = a.hasher.Card
@@ -502,7 +502,11 @@ type directory struct {
 	st        state.Store
 	threshold int
 	audit     *audit.Log
+	catchUp   func(context.Context) error // dispatch.CatchUpper
 }
+
+// CatchUp implements dispatch.CatchUpper.
+func (d *directory) CatchUp(ctx context.Context) error { return d.catchUp(ctx) }
 
 func (d *directory) Reader(serial string) (dispatch.Reader, bool) {
 	r, ok := d.st.Reader(serial)

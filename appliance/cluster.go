@@ -105,6 +105,7 @@ func (a *Appliance) adminHandler() http.Handler {
 	mux.HandleFunc("POST /v1/cluster/join", a.handleJoin)
 	mux.HandleFunc("POST /v1/cluster/voter", a.nodeOnly(a.handleVoter))
 	mux.HandleFunc("POST /v1/cluster/apply", a.nodeOnly(a.handleApply))
+	mux.HandleFunc("GET /v1/cluster/read-index", a.nodeOnly(a.handleReadIndex))
 	mux.HandleFunc("GET /v1/cluster/self", a.nodeOnly(func(w http.ResponseWriter, r *http.Request, _ string) {
 		writeJSON(w, http.StatusOK, a.store.Status())
 	}))
@@ -402,6 +403,55 @@ func (a *Appliance) handleVoter(w http.ResponseWriter, r *http.Request, node str
 	}
 	a.audit.Record(audit.Event{Kind: "cluster.voter", Actor: node, Slot: audit.NoSlot, Detail: "node " + node + " raft " + info.Raft})
 	writeJSON(w, http.StatusOK, VoterResponse{Index: a.store.Raft().LastIndex()})
+}
+
+// readIndex is the answer of /v1/cluster/read-index.
+type readIndex struct {
+	Index uint64 `json:"index"`
+}
+
+// handleReadIndex answers a follower's read index (raft's ReadIndex): this
+// leader's commit index, taken before it confirms with a quorum that it
+// still leads. A follower that has applied up to it has every write that
+// was acknowledged before it asked.
+func (a *Appliance) handleReadIndex(w http.ResponseWriter, r *http.Request, _ string) {
+	rf := a.store.Raft()
+	idx := rf.CommitIndex()
+	if !a.store.IsLeader() || rf.VerifyLeader().Error() != nil {
+		a.writeNotLeader(w, "read index")
+		return
+	}
+	writeJSON(w, http.StatusOK, readIndex{Index: idx})
+}
+
+// catchUp waits until this appliance has applied every write the leader
+// had committed when asked (the read index), or ctx ends. The reader
+// directory calls it before it calls a reader unknown: a reader added a
+// moment ago on the leader may not have reached this follower yet.
+func (a *Appliance) catchUp(ctx context.Context) error {
+	rf := a.store.Raft()
+	target := rf.CommitIndex() // a leader's own
+	if !a.store.IsLeader() {
+		id, base := a.leaderAdmin()
+		if base == "" || id == a.id {
+			return errors.New("no leader to ask for a read index")
+		}
+		var ans readIndex
+		if err := getJSON(ctx, a.nodeHTTP, base+"/v1/cluster/read-index", &ans); err != nil {
+			return fmt.Errorf("read index from leader %s: %w", id, err)
+		}
+		target = ans.Index
+	}
+	t := time.NewTicker(2 * time.Millisecond)
+	defer t.Stop()
+	for a.store.AppliedIndex() < target {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+	return nil
 }
 
 // handleApply applies a node's own write (nodeStore on the node).

@@ -61,6 +61,18 @@ type AuthSucceeder interface {
 	AuthSucceeded(ctx context.Context, reader string)
 }
 
+// CatchUpper is an optional capability of a Directory whose state is a
+// replica: CatchUp waits until it holds every write acknowledged before
+// the call (a read index from the leader), or ctx ends. The front end calls
+// it before it answers a reader unknown, so that a reader registered a
+// moment ago on another appliance is not refused here.
+type CatchUpper interface {
+	CatchUp(ctx context.Context) error
+}
+
+// catchUpWait bounds CatchUp for one Open.
+const catchUpWait = time.Second
+
 // Pool, Lease and BusyError are the session host's (package host): the
 // SAMs are leased beside them.
 type (

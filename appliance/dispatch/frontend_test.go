@@ -123,3 +123,88 @@ func TestFrontEndHostTimeout(t *testing.T) {
 		t.Fatalf("error counters %v", st.Errors)
 	}
 }
+
+// laggingReplica is a Directory replica that has not applied the reader's
+// registration yet: the reader is known once CatchUp has run (or never,
+// when the leader cannot be asked).
+type laggingReplica struct {
+	oneReader
+	mu       sync.Mutex
+	caughtUp bool
+	fail     error
+	calls    int
+}
+
+func (d *laggingReplica) Reader(s string) (Reader, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.caughtUp {
+		return Reader{}, false
+	}
+	return d.oneReader.Reader(s)
+}
+
+func (d *laggingReplica) CatchUp(ctx context.Context) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.calls++
+	if d.fail != nil {
+		return d.fail
+	}
+	d.caughtUp = true
+	return nil
+}
+
+// TestFrontEndCatchUp: a reader this replica does not know yet is looked
+// up again once the replica has caught up with the leader (its read index)
+// and gets its read; one that is still unknown after that, or when the
+// leader cannot be asked, is refused 101.
+func TestFrontEndCatchUp(t *testing.T) {
+	leaktest.Check(t)
+	p, err := pki.LoadOrCreate(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := []byte("0123456789abcdef")
+	certPEM, keyPEM, err := p.IssueReader("R-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, fail := range []error{nil, errors.New("no leader")} {
+		dir := &laggingReplica{oneReader: oneReader{Reader{Serial: "R-1", Cipher: credentials.CipherAES, Key: key}}, fail: fail}
+		s := New(Config{Directory: dir, Host: &stallHost{}, HashCard: func([8]byte) string { return "h" },
+			HostTimeout: 50 * time.Millisecond, Audit: func(audit.Event) {}})
+		ln, err := tls.Listen("tcp", "127.0.0.1:0", p.ServerTLS())
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- s.Serve(ctx, ln) }()
+		b := &credentials.Bundle{Server: ln.Addr().String(), ServerName: pki.ServerName, ReaderSerial: "R-1",
+			Cipher: credentials.CipherAES, KeyHex: hex.EncodeToString(key), CertPEM: string(certPEM), KeyPEM: string(keyPEM), CAPEM: string(p.CAPEM())}
+		c, err := client.New(b, client.WithUnsignedKeyShares(true), client.WithRetries(0))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rctx, rcancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_, err = c.Read(rctx, sim.NewCard(1, sim.CardOptions{Timing: &sim.RFTiming{}}), client.ReadOptions{})
+		rcancel()
+		c.Close()
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+		want := wire.SAMFault // admitted: the stalled host answers nothing
+		if fail != nil {
+			want = wire.UnknownReader
+		}
+		var we *wire.Error
+		if !errors.As(err, &we) || we.Code != want {
+			t.Errorf("catch-up error %v: read %v, want %d", fail, err, want)
+		}
+		if dir.calls != 1 {
+			t.Errorf("catch-up error %v: CatchUp called %d times, want once", fail, dir.calls)
+		}
+	}
+}

@@ -53,6 +53,13 @@ func (c *conn) open(ctx context.Context, m *wire.Open, first []wire.Message) boo
 		return reject(wire.BadCredentials, audit.KindReaderRejected, "reader serial does not match the client certificate", 0)
 	}
 	r, ok := cfg.Directory.Reader(m.ReaderSerial)
+	if cu, replica := cfg.Directory.(CatchUpper); !ok && replica {
+		cctx, cancel := context.WithTimeout(ctx, catchUpWait)
+		if cu.CatchUp(cctx) == nil {
+			r, ok = cfg.Directory.Reader(m.ReaderSerial)
+		}
+		cancel()
+	}
 	switch {
 	case !ok:
 		return reject(wire.UnknownReader, audit.KindReaderRejected, "unknown reader", 0)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"context"
 	"errors"
 	"net/url"
@@ -119,6 +120,31 @@ func TestClusterPlacement(t *testing.T) {
 	}
 	if hosts[id1] != 0 || hosts[id2]+hosts[id3] != 4 {
 		t.Fatalf("reads through the drained n1 ran on %v (n1 %s, n2 %s, n3 %s)", hosts, id1, id2, id3)
+	}
+
+	// A reader registered a moment ago reads at once through any
+	// appliance: one that has not applied the registration yet catches
+	// up with the leader's read index before it calls the reader unknown.
+	leader, _ := leaderOf(members(t, c1))
+	for i, id := range []string{id1, id2, id3} {
+		if id == leader {
+			continue
+		}
+		var nb credentials.Bundle
+		if err := c1.Do(ctx, "POST", "/v1/readers", admin.AddReader{Serial: fmt.Sprintf("FRESH-%d", i)}, &nb); err != nil {
+			t.Fatal(err)
+		}
+		nb.Server = n1readers(t, c1, id)
+		nb.Servers = []string{nb.Server}
+		fresh, err := client.New(&nb, client.WithRetries(0))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = fresh.Read(ctx, card(10+i), client.ReadOptions{})
+		fresh.Close()
+		if err != nil {
+			t.Fatalf("a reader registered a moment ago, through follower %s: %v", id, err)
+		}
 	}
 
 	// Slot actions anywhere: drain n3's slot 0 through n1, as an operator
