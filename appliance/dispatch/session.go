@@ -255,6 +255,13 @@ func (c *conn) hostFailed(ctx context.Context, err error) bool {
 		c.finish(wire.ShuttingDown, "read.failed", "appliance shutting down", time.Second)
 		return true
 	}
+	if errors.Is(err, host.ErrLink) {
+		// The appliance running the SAM failed or cannot be reached: the
+		// reader restarts the read at once (PROTOCOL.md §2.1), placed on
+		// another SAM (the lost appliance's counts are gone with its link).
+		c.finish(wire.SAMFault, audit.KindSAMFault, "session host lost: "+err.Error(), 0)
+		return false
+	}
 	c.finish(wire.SAMFault, audit.KindSAMFault, "session host: "+err.Error(), time.Second)
 	return false
 }
