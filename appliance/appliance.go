@@ -57,7 +57,8 @@ type Config struct {
 	// sessions on each other's SAMs (mutual TLS 1.3, node certificates);
 	// default "127.0.0.1:0" (samrackd's default is ":7469"). LinkAdvertise
 	// is the address peers dial, written into the node registry (default
-	// Link, with 127.0.0.1 for an unspecified host).
+	// Link, on the host of the raft advertise address for an unspecified
+	// host, so that one --raft-advertise serves all three).
 	Link          string
 	LinkAdvertise string
 	// Join, with Token, makes a new appliance join the cluster of the
@@ -123,6 +124,7 @@ type Appliance struct {
 	vipCfg   *vip.Config
 	place    *placement // link.go: placement across the cluster
 	linkAdv  string     // the link address peers dial
+	advHost  string     // the raft advertise address's host: the default host of the others
 }
 
 // New opens everything an appliance needs; on error nothing stays open.
@@ -185,9 +187,14 @@ func New(cfg Config) (a *Appliance, err error) {
 	if raftAdv == "" {
 		raftAdv = loopbackIfUnspecified(a.raw[2].Addr().String())
 	}
+	// The link and reader addresses peers and readers dial: given, or the
+	// listener's, on the raft advertise address's host when the listener's
+	// host is unspecified (":7469"): the host other appliances already
+	// reach this one at.
+	a.advHost, _, _ = net.SplitHostPort(raftAdv)
 	a.linkAdv = cfg.LinkAdvertise
 	if a.linkAdv == "" {
-		a.linkAdv = loopbackIfUnspecified(a.raw[3].Addr().String())
+		a.linkAdv = onHostIfUnspecified(a.raw[3].Addr().String(), a.advHost)
 	}
 	joining := cfg.Join != "" && !hasRaftState(raftDir)
 	if joining {
@@ -312,6 +319,19 @@ func (a *Appliance) close() {
 	}
 }
 
+// onHostIfUnspecified is addr with its host replaced by host when addr's
+// host is unspecified (and by 127.0.0.1 when host is too).
+func onHostIfUnspecified(addr, host string) string {
+	h, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if ip := net.ParseIP(h); h == "" || ip != nil && ip.IsUnspecified() {
+		return loopbackIfUnspecified(net.JoinHostPort(host, port))
+	}
+	return addr
+}
+
 func loopbackIfUnspecified(addr string) string {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
@@ -343,13 +363,9 @@ func (a *Appliance) NodeID() string { return a.id }
 func (a *Appliance) ReaderAddr() string { return a.readers.Addr().String() }
 
 // AdminURL is the base URL of the admin API (https; an unspecified listen
-// address becomes 127.0.0.1).
+// host becomes the raft advertise address's host, else 127.0.0.1).
 func (a *Appliance) AdminURL() string {
-	host, port, _ := net.SplitHostPort(a.admin.Addr().String())
-	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
-		host = "127.0.0.1"
-	}
-	return "https://" + net.JoinHostPort(host, port)
+	return "https://" + onHostIfUnspecified(a.admin.Addr().String(), a.advHost)
 }
 
 // CredentialsPath is the bootstrap admin credentials file (root-only).
@@ -469,11 +485,7 @@ func (a *Appliance) advertise() string {
 	if a.cfg.Advertise != "" {
 		return a.cfg.Advertise
 	}
-	host, port, _ := net.SplitHostPort(a.ReaderAddr())
-	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
-		host = "127.0.0.1"
-	}
-	return net.JoinHostPort(host, port)
+	return onHostIfUnspecified(a.ReaderAddr(), a.advHost)
 }
 
 func (a *Appliance) rackEvent(e rack.Event) {

@@ -221,7 +221,7 @@ func token(t testing.TB, c *admin.Client, ttl string) string {
 	return tok.Token
 }
 
-func nodeID(t *testing.T, p *proc) string {
+func nodeID(t testing.TB, p *proc) string {
 	b, err := os.ReadFile(filepath.Join(p.data, "raft", "node-id"))
 	if err != nil {
 		t.Fatal(err)
