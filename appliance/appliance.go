@@ -88,6 +88,14 @@ type Config struct {
 	// Dispatch tunes the dispatcher (timeouts, queue wait); its
 	// Directory, Pool, Audit and HashCard are filled in here.
 	Dispatch dispatch.Config
+	// SessionIdleTimeout gives back the SAM lease of a session whose
+	// front end — this appliance's dispatcher, or a peer's over the
+	// link — has sent nothing for this long. It is what frees a lease the
+	// link lost track of (a Place whose reply never reached the peer).
+	// Default 30 s, or twice Dispatch.ReaderTimeout if that is more; it
+	// must exceed Dispatch.ReaderTimeout (default 5 s), which a front end
+	// may spend waiting for its reader between two turns.
+	SessionIdleTimeout time.Duration
 	// AuditStderr copies audit events to stderr as JSON lines.
 	AuditStderr bool
 	// AuditMaxSize bounds the audit log files together (default
@@ -153,6 +161,16 @@ func New(cfg Config) (a *Appliance, err error) {
 	}
 	if cfg.AuthFailureThreshold <= 0 {
 		cfg.AuthFailureThreshold = 5
+	}
+	readerTimeout := cfg.Dispatch.ReaderTimeout
+	if readerTimeout <= 0 {
+		readerTimeout = dispatch.DefaultReaderTimeout
+	}
+	switch {
+	case cfg.SessionIdleTimeout == 0:
+		cfg.SessionIdleTimeout = max(30*time.Second, 2*readerTimeout)
+	case cfg.SessionIdleTimeout <= readerTimeout:
+		return nil, fmt.Errorf("appliance: session idle timeout %v: it must exceed the reader timeout (%v)", cfg.SessionIdleTimeout, readerTimeout)
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
@@ -275,7 +293,7 @@ func New(cfg Config) (a *Appliance, err error) {
 	// and the peers' (link.go).
 	if err := a.setupLink(host.Config{Pool: dcfg.Pool, Blacklist: dcfg.Directory, Signer: dcfg.Signer,
 		Audit: a.audit.Record, HashCard: dcfg.HashCard, Logger: cfg.Logger, QueueWait: dcfg.QueueWait,
-		MaxAttempts: dcfg.MaxAttempts, IdleTimeout: max(30*time.Second, 2*dcfg.ReaderTimeout)}, nodeCert); err != nil {
+		MaxAttempts: dcfg.MaxAttempts, IdleTimeout: cfg.SessionIdleTimeout}, nodeCert); err != nil {
 		return nil, fmt.Errorf("appliance: link: %w", err)
 	}
 	dcfg.Host = clusterHost{a}

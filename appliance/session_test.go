@@ -2,6 +2,8 @@ package appliance
 
 import (
 	"errors"
+	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -157,4 +159,26 @@ func TestShutdownMidRead(t *testing.T) {
 	checkResult(t, res, card, client.ReadOptions{})
 	r2.wantEvents(audit.KindReadOK, 1)
 	r2.checkPool()
+}
+
+// TestSessionIdleTimeoutBelowReaderTimeout: a session idle timeout the
+// front end's wait for its reader could reach is refused before anything
+// opens (the host would take the SAM back from a session that is only
+// waiting for its card).
+func TestSessionIdleTimeoutBelowReaderTimeout(t *testing.T) {
+	for _, c := range []struct {
+		idle, reader time.Duration
+	}{{5 * time.Second, 0}, {time.Second, 0}, {10 * time.Second, 10 * time.Second}} {
+		dir := t.TempDir()
+		a, err := New(Config{DataDir: dir, SessionIdleTimeout: c.idle, Dispatch: dispatch.Config{ReaderTimeout: c.reader}})
+		if err == nil || !strings.Contains(err.Error(), "must exceed the reader timeout") {
+			if a != nil {
+				a.close()
+			}
+			t.Fatalf("idle %v, reader timeout %v: %v", c.idle, c.reader, err)
+		}
+		if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+			t.Errorf("idle %v: refused but left %d entries in the data directory", c.idle, len(ents))
+		}
+	}
 }

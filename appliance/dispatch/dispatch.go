@@ -101,7 +101,7 @@ type Config struct {
 	// reset.
 	HandshakeTimeout time.Duration
 	// ReaderTimeout bounds the wait for a reader's answer inside a
-	// session (default 5 s).
+	// session (default DefaultReaderTimeout).
 	ReaderTimeout time.Duration
 	// IdleTimeout closes a connection with no frame for that long
 	// (default 60 s).
@@ -147,6 +147,9 @@ type Config struct {
 	OnRead func(ReadTiming)
 }
 
+// DefaultReaderTimeout is Config.ReaderTimeout's default.
+const DefaultReaderTimeout = 5 * time.Second
+
 func (c *Config) defaults() {
 	def := func(d *time.Duration, v time.Duration) {
 		if *d == 0 {
@@ -155,7 +158,7 @@ func (c *Config) defaults() {
 	}
 	def(&c.HandshakeTimeout, 5*time.Second)
 	def(&c.RefusalLogEvery, 10*time.Second)
-	def(&c.ReaderTimeout, 5*time.Second)
+	def(&c.ReaderTimeout, DefaultReaderTimeout)
 	def(&c.IdleTimeout, 60*time.Second)
 	def(&c.QueueWait, 2*time.Second)
 	def(&c.CloneWindow, 10*time.Second)

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"path/filepath"
+	"runtime"
 	"testing"
 	"time"
 
@@ -258,6 +259,45 @@ func TestCatchUpFromLog(t *testing.T) {
 	c.converged()
 	if down.s.CardCount() != 20 {
 		t.Fatalf("%d cards after catching up", down.s.CardCount())
+	}
+}
+
+// TestAppliedIndexIsTheFSMs: a follower restarted with a long log replays
+// it into an empty FSM; once its AppliedIndex reaches the leader's, its
+// reads answer the leader's state — not the state of a replay raft has
+// handed to the FSM goroutine but the FSM has not applied yet (what raft's
+// own AppliedIndex counts; samrackd's start read an empty state on that
+// count and exited).
+func TestAppliedIndexIsTheFSMs(t *testing.T) {
+	c := newCluster(t, 3, fastRaft(0, 0))
+	l := c.leader()
+	var down *node
+	for _, nd := range c.nodes {
+		if nd != l {
+			down = nd
+		}
+	}
+	const commands, per = 40, 500
+	for i := range commands {
+		keys := make([]uint64, per)
+		for j := range keys {
+			keys[j] = uint64(1 + i*per + j)
+		}
+		addCards(t, l.s, fmt.Sprint("r", i), keys...)
+	}
+	c.converged()
+	want := l.s.AppliedIndex()
+	c.stop(down)
+	c.start(down, down.addr, false)
+	deadline := time.Now().Add(20 * time.Second)
+	for down.s.AppliedIndex() < want {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s applied %d of %d after 20 s", down.id, down.s.AppliedIndex(), want)
+		}
+		runtime.Gosched() // polls as fast as it can: the window is the FSM goroutine's backlog
+	}
+	if n := down.s.CardCount(); n != commands*per {
+		t.Fatalf("%s: AppliedIndex %d (the leader's %d) but its FSM holds %d of %d cards", down.id, down.s.AppliedIndex(), want, n, commands*per)
 	}
 }
 

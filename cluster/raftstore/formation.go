@@ -69,7 +69,7 @@ type Status struct {
 // Status reports this node's raft state.
 func (s *Store) Status() Status {
 	st := s.raft.Stats()
-	out := Status{ID: s.cfg.ID, State: s.raft.State().String(), AppliedIndex: s.raft.AppliedIndex(), LastIndex: s.raft.LastIndex()}
+	out := Status{ID: s.cfg.ID, State: s.raft.State().String(), AppliedIndex: s.AppliedIndex(), LastIndex: s.raft.LastIndex()}
 	out.Term, _ = strconv.ParseUint(st["term"], 10, 64)
 	out.Leader, _ = s.Leader()
 	switch lc := st["last_contact"]; lc {

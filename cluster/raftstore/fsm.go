@@ -3,6 +3,7 @@ package raftstore
 import (
 	"errors"
 	"io"
+	"sync/atomic"
 
 	"github.com/hashicorp/raft"
 	"github.com/samrack/samrack/cluster/state"
@@ -12,6 +13,11 @@ import (
 type fsm struct {
 	f      *state.FSM
 	onHalt func(error) // called on the FSM goroutine when the FSM halts; must not block
+	// applied is the index of the last command f has applied (0 before
+	// the first). raft's own applied index runs ahead of it: raft counts
+	// an entry applied once it is handed to the FSM goroutine
+	// (Store.AppliedIndex).
+	applied atomic.Uint64
 }
 
 var (
@@ -31,6 +37,7 @@ func (a *fsm) Apply(l *raft.Log) any {
 		return applyResponse{}
 	}
 	res, err := a.f.Apply(l.Data)
+	a.applied.Store(l.Index)
 	if errors.Is(err, state.ErrNewerCommand) {
 		a.onHalt(err)
 	}

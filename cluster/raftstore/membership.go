@@ -2,6 +2,8 @@ package raftstore
 
 import (
 	"context"
+	"errors"
+	"strconv"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -66,8 +68,56 @@ func (s *Store) Members() ([]Member, error) {
 	return out, nil
 }
 
-// AppliedIndex is the index of the last log entry applied to the FSM.
-func (s *Store) AppliedIndex() uint64 { return s.raft.AppliedIndex() }
+// AppliedIndex is the index up to which this node's FSM reflects the
+// log: reads answer a state with every entry up to it applied.
+//
+// It is not raft's AppliedIndex, which counts an entry applied once raft
+// has handed it to the FSM goroutine — up to 128 batches of 64 entries
+// before the FSM has applied it. A node restarted without a snapshot
+// starts with an empty FSM and replays its whole log that way: "applied"
+// by raft's count, it would still answer reads from an empty state (its
+// start then found no bootstrap admin operator and tried to write one on
+// a follower, and exited).
+//
+// The FSM sees only commands (raft keeps no-ops, barriers and
+// configuration entries to itself), so the entries raft has handed over
+// past the FSM's last command are looked up in the log: the FSM reflects
+// the log up to the first command among them, or all of them if none is a
+// command. Entries compacted away are in a snapshot the FSM holds.
+func (s *Store) AppliedIndex() uint64 {
+	handed := s.raft.AppliedIndex()
+	done := max(s.fsm.applied.Load(), s.reflected.Load())
+	if snap, err := strconv.ParseUint(s.raft.Stats()["last_snapshot_index"], 10, 64); err == nil {
+		done = max(done, snap) // raft records a snapshot once the FSM holds its state
+	}
+	if done >= handed {
+		return handed
+	}
+	first, err := s.logs.FirstIndex()
+	if err != nil {
+		return done
+	}
+	out := handed
+	for i := max(done+1, first); i <= handed; i++ {
+		var l raft.Log
+		if err := s.logs.GetLog(i, &l); err != nil {
+			if errors.Is(err, raft.ErrLogNotFound) {
+				continue // compacted since FirstIndex: in a snapshot the FSM holds
+			}
+			return done
+		}
+		if l.Type == raft.LogCommand {
+			out = i - 1 // handed to the FSM goroutine, not applied yet
+			break
+		}
+	}
+	for { // the FSM's progress only grows: keep the largest
+		r := s.reflected.Load()
+		if r >= out || s.reflected.CompareAndSwap(r, out) {
+			return out
+		}
+	}
+}
 
 // TakeSnapshot makes raft take a snapshot now (and compact its log).
 func (s *Store) TakeSnapshot() error {

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -59,6 +60,7 @@ type Config struct {
 type Store struct {
 	*state.FSM
 	raft  *raft.Raft
+	fsm   *fsm
 	logs  *raftboltdb.BoltStore
 	snaps *raft.FileSnapshotStore
 	trans raft.Transport
@@ -76,6 +78,10 @@ type Store struct {
 	leaderOut chan bool     // Leadership.LeaderCh
 	lmu       sync.Mutex    // lmu guards ldr
 	ldr       *Leadership
+
+	// reflected is an index up to which the FSM is known to reflect the
+	// log (AppliedIndex), so that the next call starts its look there.
+	reflected atomic.Uint64
 }
 
 var _ state.Store = (*Store)(nil)
@@ -150,6 +156,7 @@ func Open(cfg Config) (s *Store, err error) {
 		default:
 		}
 	}}
+	s.fsm = f
 	if s.raft, err = raft.NewRaft(rc, f, s.logs, s.logs, s.snaps, s.trans); err != nil {
 		if strings.Contains(err.Error(), "snapshot") { // raft found snapshots and could load none
 			return nil, damaged(cfg, "no snapshot in "+filepath.Join(cfg.Dir, snapDir)+" can be loaded", err)

@@ -125,7 +125,14 @@ func (p *proc) stop() {
 	select {
 	case <-p.done:
 	case <-time.After(30 * time.Second):
-		p.t.Fatalf("%s did not stop on SIGTERM:\n%s", p.name, p.out)
+		// SIGQUIT: the Go runtime prints every goroutine's stack and
+		// exits, which says where the stop hangs.
+		p.cmd.Process.Signal(syscall.SIGQUIT)
+		select {
+		case <-p.done:
+		case <-time.After(10 * time.Second):
+		}
+		p.t.Fatalf("%s did not stop on SIGTERM within 30 s (its goroutines, after a SIGQUIT, at the end):\n%s", p.name, p.out)
 	}
 	if p.err != nil {
 		p.t.Fatalf("%s exited with %v:\n%s", p.name, p.err, p.out)

@@ -92,6 +92,7 @@ func newRoot() *cobra.Command {
 	f.StringVar(&config, "config", "", "YAML file of flag values (keys: the flag names, e.g. vip: 192.0.2.10/24); the command line wins")
 	f.IntVar(&cfg.SimSAMs, "sim-sams", 8, "virtual SAMs in the simulated rack")
 	f.DurationVar(&simRead, "sim-read-time", sim.DefaultSAMTiming.Read, "a virtual SAM's own time per read")
+	f.DurationVar(&cfg.SessionIdleTimeout, "session-idle-timeout", 0, "give a SAM back from a session whose front end (this appliance's or a peer's) has been silent this long; more than the reader timeout (5s) (default 30s)")
 	f.BoolVar(&cfg.AuditStderr, "audit-stderr", false, "copy audit events to stderr")
 	f.Var(&auditSize, "audit-max-size", "audit log files together at most this big (bytes, or with KiB, MiB, GiB, TiB)")
 	f.DurationVar(&cfg.AuditMaxAge, "audit-max-age", appliance.DefaultAuditMaxAge, "delete rotated audit files whose newest event is older than this (0: no age limit)")
