@@ -223,7 +223,10 @@ func clusterSaturation(b *testing.B, nodes int) {
 	// Warm: every connection up and one read each.
 	warm, err := loadgen.Run(ctx, loadgen.Config{Clients: clients, Count: readers, Concurrency: readers,
 		Card: func(i int) idcard.RF { return card(1_000_000 + i) }, Timeout: 60 * time.Second})
-	if err != nil || warm.Errors > 0 {
+	// All of them at once on a quarter as many SAMs: a few may wait past
+	// the queue limit and be refused busy, with their connection up, which
+	// is all the warm-up is for.
+	if err != nil || warm.Errors > warm.ByCode[fmt.Sprintf("%d-%s", wire.Busy, wire.Busy)] {
 		b.Fatalf("warm-up: %v %v", err, warm)
 	}
 	count := max(b.N, 1200*nodes)
