@@ -89,7 +89,22 @@ func (sv *Server) sweepLocked() {
 
 // Handle serves one stream (clink.Config.Handle): a single call, or the
 // calls of one session, one after the other.
+//
+// A session's stream is its front end's lifeline: when it ends while the
+// session it placed is still open — the front end closed it after a failed
+// call, or gave up on a Place this appliance answered late (it was stopped
+// for a while and found the request queued) — the lease is released at
+// once, not after the host's idle timeout.
 func (sv *Server) Handle(c clink.Conn, st net.Conn) {
+	var (
+		lease [16]byte
+		open  bool // lease was placed on this stream and has not ended
+	)
+	defer func() {
+		if open {
+			sv.drop(c, lease, errors.New("link: the front end closed the session's stream"))
+		}
+	}()
 	idle := serverIdle
 	for {
 		st.SetDeadline(time.Now().Add(idle))
@@ -103,25 +118,34 @@ func (sv *Server) Handle(c clink.Conn, st net.Conn) {
 		switch typ {
 		case frPlace:
 			rtyp, reply, _ = sv.place(c, st, p, false)
-			more = rtyp == frPlaced
+			if more = rtyp == frPlaced; more {
+				lease, open = [16]byte(reply[:16]), true
+			}
 		case frPlaceFirst:
 			// The Placed reply, then the first Step's reply.
 			var pl *Placement
 			rtyp, reply, pl = sv.place(c, st, p, true)
 			if rtyp == frPlaced {
+				lease = [16]byte(reply[:16])
 				if !sv.reply(c, st, rtyp, reply) {
-					return
+					return // reply dropped the lease
 				}
+				open = true
 				var end bool
-				rtyp, reply, end = sv.stepLease(c, st, [16]byte(reply[:16]), &Input{Requests: pl.First}, pl.FirstWithin)
+				rtyp, reply, end = sv.stepLease(c, st, lease, &Input{Requests: pl.First}, pl.FirstWithin)
 				more = rtyp == frOutput && !end
+				open = !end
 			}
 		case frStep:
 			var end bool
 			rtyp, reply, end = sv.step(c, st, p)
 			more = rtyp == frOutput && !end
+			if end {
+				open = false
+			}
 		case frRelease:
 			rtyp, reply = sv.release(c, p)
+			open = false // the front end released it (or it was gone)
 		case frCount:
 			if n, err := decodeCount(p); err == nil && sv.Counts != nil {
 				sv.Counts.Set(c.Peer, n)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"net"
 	"testing"
 	"time"
@@ -220,5 +221,51 @@ func TestPlaceFirst(t *testing.T) {
 	defer ls.Release(ctx10(t), nil)
 	if lp.First != nil || lp.FirstErr != nil {
 		t.Fatalf("a Local host ran the first Step: %+v %v", lp.First, lp.FirstErr)
+	}
+}
+
+// placeFrame is the payload of a Place frame (layout in linkcodec.go) for
+// one key share, built by hand as a peer would send it.
+func placeFrame(t *testing.T, k wire.KeyShare) []byte {
+	t.Helper()
+	pre, err := wire.MarshalPreSession(&wire.PreSession{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := binary.BigEndian.AppendUint32(nil, 10_000) // deadline: 10 s left
+	b = append(b, 0, 3, 'R', '-', '1')              // reader str16
+	b = append(b, 1, uint8(k.Suite))                // one key share
+	b = binary.BigEndian.AppendUint16(b, uint16(len(k.Public)))
+	b = append(b, k.Public...)
+	b = binary.BigEndian.AppendUint16(b, uint16(len(pre)))
+	b = append(b, pre...)
+	return append(b, 0, 0) // no preferred SAMs, unsigned
+}
+
+// TestAbandonedSessionStream: a front end that closes its session's
+// stream without a Release (it gave up on a Place answered late, or a call
+// failed) has the lease released at once, long before the host's idle
+// timeout (an hour here).
+func TestAbandonedSessionStream(t *testing.T) {
+	leaktest.Check(t)
+	local := host.New(host.Config{Pool: hosttest.NewPool(), HashCard: func([8]byte) string { return "" }, IdleTimeout: time.Hour})
+	t.Cleanup(local.Close)
+	server := host.NewServer(local)
+	t.Cleanup(server.Close)
+	nodes := linktest.Mesh(t, linktest.NewCA(t), linktest.NewMembers("fe", "sam"), func(id string) link.Config {
+		if id == "sam" {
+			return link.Config{Handle: server.Handle, Down: server.Down}
+		}
+		return link.Config{Handle: func(link.Conn, net.Conn) {}}
+	}, "fe", "sam")
+	if rt, b := rawCall(t, nodes["fe"].Link, 1, placeFrame(t, shares()[0])); rt != 2 { // Place → Placed; the stream closes
+		t.Fatalf("Place: reply %d % x", rt, b)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for server.Leases() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d leases 5 s after their stream closed", server.Leases())
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
