@@ -284,6 +284,9 @@ func printResult(cmd *cobra.Command, r *client.Result) {
 		row("fingerprint", fmt.Sprintf("%d bytes", len(r.Fingerprint)))
 	}
 	fmt.Fprintf(w, "  %-14s %d round trips, suite %v, %.1f ms\n", "read", r.RoundTrips, r.Suite, float64(r.Duration.Microseconds())/1000)
+	if r.Host != "" {
+		row("session host", r.Host+" (signed its key share; the appliance whose SAM read the card)")
+	}
 }
 
 func toJSON(r *client.Result) map[string]any {
@@ -296,6 +299,7 @@ func toJSON(r *client.Result) map[string]any {
 		"issue_count": id.IssueCount, "nationality": id.Nationality,
 		"photo_bytes": len(r.Photo), "fingerprint_bytes": len(r.Fingerprint),
 		"round_trips": r.RoundTrips, "suite": r.Suite.String(), "duration_ms": float64(r.Duration.Microseconds()) / 1000,
+		"session_host": r.Host,
 	}
 	for k, v := range m {
 		if v == "" {
