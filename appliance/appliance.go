@@ -237,7 +237,8 @@ func New(cfg Config) (a *Appliance, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("appliance: raft transport: %w", err)
 	}
-	if a.store, err = openStore(cfg.DataDir, a.id, trans, cfg.Join == "", a.log); err != nil {
+	readIndex := func(ctx context.Context, s *raftstore.Store) (uint64, error) { return readIndexOf(ctx, a.nodeHTTP, s) }
+	if a.store, err = openStore(cfg.DataDir, a.id, trans, cfg.Join == "", a.log, readIndex); err != nil {
 		trans.Close()
 		return nil, fmt.Errorf("appliance: storage: %w", err)
 	}

@@ -429,22 +429,40 @@ func (a *Appliance) handleReadIndex(w http.ResponseWriter, r *http.Request, _ st
 // directory calls it before it calls a reader unknown: a reader added a
 // moment ago on the leader may not have reached this follower yet.
 func (a *Appliance) catchUp(ctx context.Context) error {
-	rf := a.store.Raft()
-	target := rf.CommitIndex() // a leader's own
+	target := a.store.Raft().CommitIndex() // a leader's own
 	if !a.store.IsLeader() {
-		id, base := a.leaderAdmin()
-		if base == "" || id == a.id {
-			return errors.New("no leader to ask for a read index")
+		var err error
+		if target, err = readIndexOf(ctx, a.nodeHTTP, a.store); err != nil {
+			return err
 		}
-		var ans readIndex
-		if err := getJSON(ctx, a.nodeHTTP, base+"/v1/cluster/read-index", &ans); err != nil {
-			return fmt.Errorf("read index from leader %s: %w", id, err)
-		}
-		target = ans.Index
 	}
+	return waitApplied(ctx, a.store, target)
+}
+
+// readIndexOf asks the leader of s, at its admin address in the node
+// registry, for its read index.
+func readIndexOf(ctx context.Context, c *http.Client, s *raftstore.Store) (uint64, error) {
+	id, _ := s.Leader()
+	if id == "" || id == s.ID() {
+		return 0, errors.New("no other leader to ask for a read index")
+	}
+	v, ok := s.Config(state.NodePrefix + id)
+	info, err := state.ParseNodeInfo(v)
+	if !ok || err != nil || info.Admin == "" {
+		return 0, fmt.Errorf("leader %s: no admin address in the registry", id)
+	}
+	var ans readIndex
+	if err := getJSON(ctx, c, info.Admin+"/v1/cluster/read-index", &ans); err != nil {
+		return 0, fmt.Errorf("read index from leader %s: %w", id, err)
+	}
+	return ans.Index, nil
+}
+
+// waitApplied waits until s has applied index, or ctx ends.
+func waitApplied(ctx context.Context, s *raftstore.Store, index uint64) error {
 	t := time.NewTicker(2 * time.Millisecond)
 	defer t.Stop()
-	for a.store.AppliedIndex() < target {
+	for s.AppliedIndex() < index {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()

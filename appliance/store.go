@@ -60,7 +60,12 @@ func tuneVoters(c *raft.Config, voters int) {
 // both hold state). A follower waits until it has applied what the leader
 // had committed when it first heard from it; without a quorum it starts
 // anyway after 15 s and serves its last applied state.
-func openStore(dataDir, id string, trans raft.Transport, bootstrap bool, log *slog.Logger) (*raftstore.Store, error) {
+//
+// readIndex, if set, asks the leader for its read index: a follower that
+// was away long only learns the leader's commit index in steps (raft caps
+// it at the follower's own last entry), so it also waits until it has
+// applied what the leader had committed when asked.
+func openStore(dataDir, id string, trans raft.Transport, bootstrap bool, log *slog.Logger, readIndex func(context.Context, *raftstore.Store) (uint64, error)) (*raftstore.Store, error) {
 	dir := filepath.Join(dataDir, "raft")
 	fresh := !hasRaftState(dir)
 	s, err := raftstore.Open(raftstore.Config{Dir: dir, ID: id, Bootstrap: bootstrap, Transport: trans,
@@ -78,6 +83,11 @@ func openStore(dataDir, id string, trans raft.Transport, bootstrap bool, log *sl
 	if len(members) > 1 {
 		wctx, wcancel := context.WithTimeout(ctx, 15*time.Second)
 		err := waitCaughtUp(wctx, s)
+		if err == nil && readIndex != nil && !s.IsLeader() {
+			if rerr := waitReadIndex(wctx, s, readIndex); rerr != nil {
+				log.Warn("could not catch up with the leader's read index: serving what this node has applied", "node", id, "err", rerr)
+			}
+		}
 		wcancel()
 		if err != nil {
 			log.Warn("no raft quorum yet: serving the last applied state until the cluster is back", "node", id, "err", err)
@@ -111,6 +121,17 @@ func openStore(dataDir, id string, trans raft.Transport, bootstrap bool, log *sl
 		return nil, err
 	}
 	return s, nil
+}
+
+// waitReadIndex waits until s has applied the leader's read index.
+func waitReadIndex(ctx context.Context, s *raftstore.Store, readIndex func(context.Context, *raftstore.Store) (uint64, error)) error {
+	actx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	target, err := readIndex(actx, s)
+	cancel()
+	if err != nil {
+		return err
+	}
+	return waitApplied(ctx, s, target)
 }
 
 // waitCaughtUp waits for a leader and, on a follower, until the log the
