@@ -50,12 +50,7 @@ func NewFaultTLSTransport(ln net.Listener, cfg *tls.Config, advertise net.Addr, 
 		return nil, nil, err
 	}
 	fl := NewFaultLayer(sl)
-	return raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-		Stream:  fl,
-		MaxPool: 3,
-		Timeout: 10 * time.Second,
-		Logger:  logger,
-	}), fl, nil
+	return raft.NewNetworkTransportWithConfig(transportConfig(fl, logger)), fl, nil
 }
 
 // Cut cuts the links to and from the peers and closes their live

@@ -196,14 +196,22 @@ func (s *Store) Close() error {
 
 func (s *Store) closeParts() error {
 	var errs []error
+	// Shut raft down, then close the transport, then wait for raft's
+	// goroutines: one blocked in an RPC to a peer that stopped answering
+	// (stopped, cut off) returns only when its connection closes, and
+	// raft's shutdown waits for it (as Consul shuts raft down).
+	var down raft.Future
 	if s.raft != nil {
-		errs = append(errs, s.raft.Shutdown().Error())
+		down = s.raft.Shutdown()
 	}
 	if c, ok := s.trans.(interface{ CloseStreams() }); ok {
 		c.CloseStreams() // pooled connections: their handlers on the peers end
 	}
 	if c, ok := s.trans.(io.Closer); ok {
 		errs = append(errs, c.Close())
+	}
+	if down != nil {
+		errs = append(errs, down.Error())
 	}
 	if s.logs != nil {
 		errs = append(errs, s.logs.Close())

@@ -208,10 +208,25 @@ func NewTLSTransport(ln net.Listener, cfg *tls.Config, advertise net.Addr, logge
 	if err != nil {
 		return nil, err
 	}
-	return raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-		Stream:  sl,
-		MaxPool: 3,
-		Timeout: 10 * time.Second,
-		Logger:  logger,
-	}), nil
+	return raft.NewNetworkTransportWithConfig(transportConfig(sl, logger)), nil
+}
+
+// transportConfig is the raft transport's configuration over stream.
+//
+// Pipelined replication is off (MaxRPCsInFlight 1): hashicorp/raft's
+// pipeline can deadlock when a follower refuses an append (its decoder
+// parks on a channel nobody reads any more while the sender parks on the
+// next send; grafana/pyroscope#5518), after which that follower gets
+// heartbeats but never another entry, and raft's Shutdown joins the stuck
+// sender forever (seen here: a leader that lost its peers did not stop on
+// SIGTERM). Between a few appliances on a LAN, with every append an fsync
+// on the follower, overlapping the next send gains little.
+func transportConfig(stream raft.StreamLayer, logger hclog.Logger) *raft.NetworkTransportConfig {
+	return &raft.NetworkTransportConfig{
+		Stream:          stream,
+		MaxPool:         3,
+		MaxRPCsInFlight: 1,
+		Timeout:         10 * time.Second,
+		Logger:          logger,
+	}
 }
