@@ -447,9 +447,13 @@ func checkFlood(t testing.TB, res floodResult) {
 	if res.ok != res.reads {
 		t.Errorf("%d of %d reads succeeded during the flood", res.ok, res.reads)
 	}
-	// Normal latency, with the margin a shared 2-core machine running the
-	// flood processes too needs.
-	if limit := 3*res.quietP99 + 300*time.Millisecond; res.floodP99 > limit {
+	// Not crowded out: within a multiple of the quiet latency plus the
+	// margin a shared 2-core machine needs when, under make test, other
+	// packages' process tests (the cluster chaos test among them) run
+	// beside the flood's processes; a starved reader waits seconds, up to
+	// the phase deadlines of PROTOCOL.md §10, or fails. The benchmark
+	// (make bench-flood) reports the figure itself.
+	if limit := 3*res.quietP99 + time.Second; res.floodP99 > limit {
 		t.Errorf("p99 %v during the flood, over %v (quiet %v)", res.floodP99, limit, res.quietP99)
 	}
 	if bound := floodRSSBoundMB(); res.peakRSSMB > bound {
