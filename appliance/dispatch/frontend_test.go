@@ -32,6 +32,32 @@ func (oneReader) PreferredSAMs(string) []ga467.SAMID {
 }
 func (oneReader) AuthFailed(context.Context, string) {}
 
+// readerPKI is an installation CA with reader R-1's certificate and key.
+type readerPKI struct {
+	p               *pki.PKI
+	key             []byte
+	certPEM, keyPEM []byte
+}
+
+func newReaderPKI(t *testing.T) readerPKI {
+	t.Helper()
+	p, err := pki.LoadOrCreate(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certPEM, keyPEM, err := p.IssueReader("R-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return readerPKI{p: p, key: []byte("0123456789abcdef"), certPEM: certPEM, keyPEM: keyPEM}
+}
+
+// bundle is R-1's credential bundle for a front end at addr.
+func (r readerPKI) bundle(addr string) *credentials.Bundle {
+	return &credentials.Bundle{Server: addr, ServerName: pki.ServerName, ReaderSerial: "R-1", Cipher: credentials.CipherAES,
+		KeyHex: hex.EncodeToString(r.key), CertPEM: string(r.certPEM), KeyPEM: string(r.keyPEM), CAPEM: string(r.p.CAPEM())}
+}
+
 // stallHost places sessions whose host never answers a Step (a host on an
 // appliance that hung): the front end must give up at HostTimeout and
 // release the session.
@@ -62,15 +88,8 @@ func (s *stallSession) Release(_ context.Context, outcome error) {
 // released.
 func TestFrontEndHostTimeout(t *testing.T) {
 	leaktest.Check(t)
-	p, err := pki.LoadOrCreate(t.TempDir(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key := []byte("0123456789abcdef")
-	certPEM, keyPEM, err := p.IssueReader("R-1")
-	if err != nil {
-		t.Fatal(err)
-	}
+	rp := newReaderPKI(t)
+	p, key := rp.p, rp.key
 	h := &stallHost{}
 	var (
 		mu     sync.Mutex // guards events
@@ -92,8 +111,7 @@ func TestFrontEndHostTimeout(t *testing.T) {
 			t.Errorf("Serve: %v", err)
 		}
 	}()
-	b := &credentials.Bundle{Server: ln.Addr().String(), ServerName: pki.ServerName, ReaderSerial: "R-1",
-		Cipher: credentials.CipherAES, KeyHex: hex.EncodeToString(key), CertPEM: string(certPEM), KeyPEM: string(keyPEM), CAPEM: string(p.CAPEM())}
+	b := rp.bundle(ln.Addr().String())
 	// The stalled host signs nothing: the reader allows it, to get as far
 	// as the Step.
 	c, err := client.New(b, client.WithUnsignedKeyShares(true))
@@ -161,15 +179,8 @@ func (d *laggingReplica) CatchUp(ctx context.Context) error {
 // leader cannot be asked, is refused 101.
 func TestFrontEndCatchUp(t *testing.T) {
 	leaktest.Check(t)
-	p, err := pki.LoadOrCreate(t.TempDir(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key := []byte("0123456789abcdef")
-	certPEM, keyPEM, err := p.IssueReader("R-1")
-	if err != nil {
-		t.Fatal(err)
-	}
+	rp := newReaderPKI(t)
+	p, key := rp.p, rp.key
 	for _, fail := range []error{nil, errors.New("no leader")} {
 		dir := &laggingReplica{oneReader: oneReader{Reader{Serial: "R-1", Cipher: credentials.CipherAES, Key: key}}, fail: fail}
 		s := New(Config{Directory: dir, Host: &stallHost{}, HashCard: func([8]byte) string { return "h" },
@@ -181,8 +192,7 @@ func TestFrontEndCatchUp(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		go func() { done <- s.Serve(ctx, ln) }()
-		b := &credentials.Bundle{Server: ln.Addr().String(), ServerName: pki.ServerName, ReaderSerial: "R-1",
-			Cipher: credentials.CipherAES, KeyHex: hex.EncodeToString(key), CertPEM: string(certPEM), KeyPEM: string(keyPEM), CAPEM: string(p.CAPEM())}
+		b := rp.bundle(ln.Addr().String())
 		c, err := client.New(b, client.WithUnsignedKeyShares(true), client.WithRetries(0))
 		if err != nil {
 			t.Fatal(err)
