@@ -121,18 +121,19 @@ type Appliance struct {
 	readers net.Listener
 	admin   net.Listener
 
-	id       string         // raft node ID
-	raw      []net.Listener // TCP listeners: readers, admin, raft
-	nodeHTTP *http.Client   // node-to-node HTTPS with the node certificate
-	nodes    nodeStore      // the store for this node's own writes (forwarded to the leader)
-	joins    *joinLimiter   // failed joins by source
-	inv      *inventory     // inventory publisher's trigger
-	joinResp *JoinResponse  // the join answer, for the voter step
-	vip      *vip.Manager   // nil without Config.VIP
-	vipCfg   *vip.Config
-	place    *placement // link.go: placement across the cluster
-	linkAdv  string     // the link address peers dial
-	advHost  string     // the raft advertise address's host: the default host of the others
+	id          string         // raft node ID
+	raw         []net.Listener // TCP listeners: readers, admin, raft
+	nodeHTTP    *http.Client   // node-to-node HTTPS with the node certificate
+	nodes       nodeStore      // the store for this node's own writes (forwarded to the leader)
+	joins       *joinLimiter   // failed joins by source
+	inv         *inventory     // inventory publisher's trigger
+	joinResp    *JoinResponse  // the join answer, for the voter step
+	vip         *vip.Manager   // nil without Config.VIP
+	vipCfg      *vip.Config
+	place       *placement      // link.go: placement across the cluster
+	readIndexes sharedReadIndex // the leader's read index, for catchUp
+	linkAdv     string          // the link address peers dial
+	advHost     string          // the raft advertise address's host: the default host of the others
 }
 
 // New opens everything an appliance needs; on error nothing stays open.

@@ -428,15 +428,46 @@ func (a *Appliance) handleReadIndex(w http.ResponseWriter, r *http.Request, _ st
 // had committed when asked (the read index), or ctx ends. The reader
 // directory calls it before it calls a reader unknown: a reader added a
 // moment ago on the leader may not have reached this follower yet.
+//
+// Concurrent callers share fetches (sharedReadIndex), so that a burst of
+// unknown readers (a removed reader's certificate retried, many readers
+// registered at once) costs the leader one round at a time.
 func (a *Appliance) catchUp(ctx context.Context) error {
 	target := a.store.Raft().CommitIndex() // a leader's own
 	if !a.store.IsLeader() {
 		var err error
-		if target, err = readIndexOf(ctx, a.nodeHTTP, a.store); err != nil {
+		if target, err = a.readIndexes.get(ctx, func(ctx context.Context) (uint64, error) {
+			return readIndexOf(ctx, a.nodeHTTP, a.store)
+		}); err != nil {
 			return err
 		}
 	}
 	return waitApplied(ctx, a.store, target)
+}
+
+// sharedReadIndex fetches read indexes one at a time and shares each
+// with the callers that were already waiting when it began: its index
+// covers every write acknowledged before their calls.
+type sharedReadIndex struct {
+	mu    sync.Mutex // held while fetching: callers queue behind one fetch
+	index uint64
+	began time.Time // when the last successful fetch began
+}
+
+func (r *sharedReadIndex) get(ctx context.Context, fetch func(context.Context) (uint64, error)) (uint64, error) {
+	start := time.Now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.began.IsZero() && !r.began.Before(start) {
+		return r.index, nil
+	}
+	began := time.Now()
+	idx, err := fetch(ctx)
+	if err != nil {
+		return 0, err
+	}
+	r.index, r.began = idx, began
+	return idx, nil
 }
 
 // readIndexOf asks the leader of s, at its admin address in the node
