@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -167,13 +168,30 @@ func TestTamperingFrontEnd(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			r := startRig(t, rigOptions{})
 			b := r.addReader("R-MITM", credentials.CipherSM4)
-			m := startMITM(t, r, b, tc.noALPN, tc.toApp, tc.toReader)
+			// While armed, the frames the reader sends are counted: a read
+			// the tamperer spoils must send its Open frame and nothing
+			// more — no card answer sealed under keys it could not verify.
+			var armed, sent atomic.Int64
+			toApp := func(t *testing.T, ms []wire.Message) []wire.Message {
+				if armed.Load() == 1 {
+					sent.Add(1)
+				}
+				if tc.toApp != nil {
+					return tc.toApp(t, ms)
+				}
+				return ms
+			}
+			m := startMITM(t, r, b, tc.noALPN, toApp, tc.toReader)
 			bb := *b
 			bb.Server, bb.Servers = m.addr(), []string{m.addr()} // the reader reaches the appliance only through the tamperer
 			c := r.dial(&bb, tc.opts...)
 			card := newCard(7, sim.CardOptions{})
 			for i := range 2 { // the replay case needs a first read to replay
+				if tc.want != nil && (tc.name != "signature of another session" || i == 1) {
+					armed.Store(1)
+				}
 				res, err := r.read(c, card, client.ReadOptions{})
+				armed.Store(0)
 				if tc.want == nil {
 					if err != nil {
 						t.Fatalf("read %d: %v", i, err)
@@ -191,6 +209,9 @@ func TestTamperingFrontEnd(t *testing.T) {
 				}
 				if !errors.Is(err, tc.want) {
 					t.Fatalf("read %d: %v, want %v", i, err, tc.want)
+				}
+				if n := sent.Load(); n != 1 {
+					t.Fatalf("the spoiled read sent %d frames, want only its Open", n)
 				}
 				c.Close()
 				break

@@ -330,7 +330,11 @@ type read struct {
 	ephs     map[suite.ID]*suite.Ephemeral
 	shares   []wire.KeyShare
 	keys     *suite.Session
-	awaitSig bool   // Accept came; its KeyShareSignature has not been verified yet
+	awaitSig bool   // Accept came; its KeyShareSignature has not come yet
+	// sig is the check of the KeyShareSignature that came with the
+	// Accept, running beside the reader's work (acceptSigned); nil when
+	// none runs. It ends before the reader writes or trusts anything.
+	sig      chan checkedSig
 	tr       []byte // the handshake transcript
 	out      []wire.Message
 	res      *Result
@@ -376,6 +380,9 @@ func (c *Client) readLocked(ctx context.Context, rf idcard.RF, ro ReadOptions) (
 		if len(r.out) == 0 {
 			return nil, fmt.Errorf("samrack: protocol stalled")
 		}
+		if err := r.signed(); err != nil { // nothing leaves unverified
+			return nil, err
+		}
 		if err := wire.WriteFrame(c.conn, r.out...); err != nil {
 			return nil, fmt.Errorf("samrack: write: %w", err)
 		}
@@ -394,18 +401,16 @@ func (c *Client) readLocked(ctx context.Context, rf idcard.RF, ro ReadOptions) (
 			if a, ok := msgs[i].(*wire.Accept); ok && i+1 < len(msgs) {
 				if sig, ok := msgs[i+1].(*wire.KeyShareSignature); ok {
 					// The usual frame: the Accept, its signature, the first
-					// card commands. The key agreement and the signature's
-					// check run side by side; both end before anything is
-					// opened or sealed under the keys.
+					// card commands.
 					if err := r.acceptSigned(a, sig); err != nil {
-						return nil, err
+						return nil, r.failed(err)
 					}
 					i++
 					continue
 				}
 			}
 			if err := r.handle(msgs[i]); err != nil {
-				return nil, err
+				return nil, r.failed(err)
 			}
 		}
 	}
@@ -487,10 +492,22 @@ func (r *read) checkSignature(m *wire.KeyShareSignature, tr []byte) (*x509.Certi
 	return cert, nil
 }
 
-// acceptSigned handles an Accept followed by its KeyShareSignature: the
+// checkedSig is the outcome of a KeyShareSignature's check.
+type checkedSig struct {
+	cert *x509.Certificate
+	err  error
+}
+
+// acceptSigned handles an Accept followed by its KeyShareSignature. The
 // signature is checked on another goroutine while this one agrees the
-// keys (two scalar multiplications of about 0.1 ms each, inside the SAM's
-// hold), and the result is the same as handling the two in turn.
+// keys and runs the card commands that follow in the frame (a P-256
+// verification is ~0.1–0.2 ms; the card's RF exchanges take milliseconds):
+// all of it inside the SAM's hold. Nothing leaves the reader, and no
+// Result is accepted, before the check has passed (signed); if it failed,
+// the read fails with the signature's error whatever else went wrong
+// (failed). What the reader does before that with the keys — open the
+// host's card commands, run them on the card, seal the card's answers in
+// memory — gives a host in the middle nothing: the answers are never sent.
 func (r *read) acceptSigned(a *wire.Accept, sig *wire.KeyShareSignature) error {
 	if !r.c.signed || r.keys != nil {
 		if err := r.handle(a); err != nil {
@@ -503,29 +520,45 @@ func (r *read) acceptSigned(a *wire.Accept, sig *wire.KeyShareSignature) error {
 		return fmt.Errorf("samrack: unexpected Accept (suite %v)", a.Suite)
 	}
 	tr := wire.Transcript(r.c.b.ReaderSerial, e.Public(), a.SessionID, a.Suite, a.Public)
-	type checked struct {
-		cert *x509.Certificate
-		err  error
-	}
-	done := make(chan checked, 1)
-	go func() {
+	r.sig = make(chan checkedSig, 1)
+	go func() { // joined by signed or failed before the read returns
 		cert, err := r.checkSignature(sig, tr)
-		done <- checked{cert, err}
+		r.sig <- checkedSig{cert, err}
 	}()
 	keys, err := e.Agree(a.Public, tr, true)
-	c := <-done
 	if err != nil {
 		return fmt.Errorf("samrack: key agreement: %w", err)
 	}
-	if c.err != nil {
-		return c.err
-	}
 	r.keys, r.res.Suite, r.tr = keys, a.Suite, tr
-	r.res.Host = c.cert.Subject.CommonName
 	if !r.c.opts.batch {
 		r.out = append(r.out, &wire.FindRequest{})
 	}
 	return nil
+}
+
+// signed waits for the running signature check, if any: its error, or
+// nil once the host is known.
+func (r *read) signed() error {
+	if r.sig == nil {
+		return nil
+	}
+	c := <-r.sig
+	r.sig = nil
+	if c.err != nil {
+		return c.err
+	}
+	r.res.Host = c.cert.Subject.CommonName
+	return nil
+}
+
+// failed is the error a read ends with when err stopped it: a failed
+// signature check, if one was running, comes first (a swapped key share
+// also makes the host's records fail to open).
+func (r *read) failed(err error) error {
+	if serr := r.signed(); serr != nil {
+		return serr
+	}
+	return err
 }
 
 // nodeLocked returns the signer's certificate of a node certificate chain
@@ -624,6 +657,9 @@ func (r *read) result(m *wire.Result) error {
 		return fmt.Errorf("samrack: Result before Accept")
 	}
 	if err := r.verified(); err != nil {
+		return err
+	}
+	if err := r.signed(); err != nil {
 		return err
 	}
 	plain, err := r.keys.Open(m.Sealed)
