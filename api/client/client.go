@@ -330,7 +330,7 @@ type read struct {
 	ephs     map[suite.ID]*suite.Ephemeral
 	shares   []wire.KeyShare
 	keys     *suite.Session
-	awaitSig bool   // Accept came; its KeyShareSignature has not come yet
+	awaitSig bool // Accept came; its KeyShareSignature has not come yet
 	// sig is the check of the KeyShareSignature that came with the
 	// Accept, running beside the reader's work (acceptSigned); nil when
 	// none runs. It ends before the reader writes or trusts anything.
