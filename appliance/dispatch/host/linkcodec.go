@@ -13,8 +13,10 @@ import (
 	"github.com/samrack/samrack/drivers/ga467"
 )
 
-// The host interface on link frames (package cluster/link): one request frame and
-// one reply frame per stream. Integers are big-endian; str16/bytes16 are a
+// The host interface on link frames (package cluster/link): a request
+// frame, its reply frame (two for a PlaceFirst). A session's calls share
+// one stream, from its Place to its end (remote.go); other calls have a
+// stream each. Integers are big-endian; str16/bytes16 are a
 // u16 length and the bytes, bytes32 a u32 length; durations are
 // microseconds (u64), deadlines milliseconds left (u32, 0: none).
 //
