@@ -4,55 +4,82 @@ import (
 	"context"
 	"errors"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 )
 
-// TestSharedReadIndex: callers waiting while a fetch runs share the next
-// one (their index was taken after they asked); a caller that arrives
-// after a fetch began never gets that fetch's index; errors are not kept.
+// TestSharedReadIndex: a caller only ever gets the index of a fetch that
+// began after it asked (so the index covers every write acknowledged
+// before its call); callers that wait while a fetch runs share the next
+// one instead of fetching one each; errors are not kept.
 func TestSharedReadIndex(t *testing.T) {
 	var r sharedReadIndex
-	var fetches atomic.Int64
+	var (
+		mu     sync.Mutex
+		begins []time.Time // when fetch n (index 100·(n+1)) began
+	)
 	release := make(chan struct{})
 	slow := func(ctx context.Context) (uint64, error) {
-		n := fetches.Add(1)
+		mu.Lock()
+		begins = append(begins, time.Now())
+		n := len(begins)
+		mu.Unlock()
 		<-release
 		return uint64(100 * n), nil
 	}
+	beganAt := func(idx uint64) time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		return begins[idx/100-1]
+	}
 	ctx := context.Background()
+	const callers = 10
+	type call struct {
+		start time.Time
+		idx   uint64
+	}
+	calls := make([]call, callers)
 	var wg sync.WaitGroup
-	got := make([]uint64, 10)
+	run := func(i int) {
+		defer wg.Done()
+		calls[i].start = time.Now()
+		calls[i].idx, _ = r.get(ctx, slow)
+	}
 	wg.Add(1)
-	go func() { defer wg.Done(); got[0], _ = r.get(ctx, slow) }() // the first fetch
-	for fetches.Load() == 0 {
+	go run(0) // the first fetch, held until release
+	for {
+		mu.Lock()
+		n := len(begins)
+		mu.Unlock()
+		if n == 1 {
+			break
+		}
 		time.Sleep(time.Millisecond)
 	}
-	for i := 1; i < len(got); i++ { // arrive while it runs
+	for i := 1; i < callers; i++ { // they ask while it runs
 		wg.Add(1)
-		go func() { defer wg.Done(); got[i], _ = r.get(ctx, slow) }()
+		go run(i)
 	}
-	time.Sleep(20 * time.Millisecond) // let them queue on the lock
+	time.Sleep(100 * time.Millisecond) // let them queue behind it
 	close(release)
 	wg.Wait()
-	if n := fetches.Load(); n != 2 {
-		t.Fatalf("%d fetches for one caller and nine that arrived during its fetch, want 2", n)
-	}
-	if got[0] != 100 {
-		t.Errorf("first caller got %d, want 100", got[0])
-	}
-	for i := 1; i < len(got); i++ {
-		if got[i] != 200 {
-			t.Errorf("caller %d got %d, want the second fetch's 200", i, got[i])
+	for i, c := range calls {
+		if b := beganAt(c.idx); b.Before(c.start) {
+			t.Errorf("caller %d asked at %v and got index %d of a fetch begun %v earlier", i, c.start, c.idx, c.start.Sub(b))
 		}
 	}
-	// Later: a new fetch; a failed fetch is not shared.
-	if v, _ := r.get(ctx, slow); v != 300 {
-		t.Errorf("a later caller got %d, want a fresh 300", v)
+	mu.Lock()
+	fetches := len(begins)
+	mu.Unlock()
+	if fetches > callers/2 {
+		t.Errorf("%d fetches for %d callers, nine of which waited behind the first: not shared", fetches, callers)
 	}
+	t.Logf("%d fetches for %d callers", fetches, callers)
 	boom := errors.New("leader gone")
 	if _, err := r.get(ctx, func(context.Context) (uint64, error) { return 0, boom }); !errors.Is(err, boom) {
 		t.Errorf("failed fetch: %v", err)
+	}
+	if v, err := r.get(ctx, func(context.Context) (uint64, error) { return 7, nil }); err != nil || v != 7 {
+		t.Errorf("after a failed fetch: %d %v, want a fresh 7", v, err)
 	}
 }
