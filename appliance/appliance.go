@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -221,7 +222,7 @@ func New(cfg Config) (a *Appliance, err error) {
 			return nil, err
 		}
 	}
-	if a.pki, err = pki.LoadOrCreate(filepath.Join(cfg.DataDir, "pki"), cfg.Hosts); err != nil {
+	if a.pki, err = pki.LoadOrCreate(filepath.Join(cfg.DataDir, "pki"), a.ownHosts()); err != nil {
 		return nil, fmt.Errorf("appliance: pki: %w", err)
 	}
 	nodeCert, err := a.pki.Node(a.id)
@@ -337,6 +338,37 @@ func (a *Appliance) close() {
 	if a.nodeHTTP != nil {
 		a.nodeHTTP.CloseIdleConnections()
 	}
+}
+
+// ownHosts are the names and addresses the appliance's certificate
+// carries beside loopback, and so the Host values its admin API accepts:
+// --host, and the hosts this appliance is reached at — its admin listener's
+// own address, the raft advertise host, --advertise's and the VIP's — so
+// that the README's `--admin 10.0.0.1:7480` works for samctl without a
+// --host that repeats it.
+func (a *Appliance) ownHosts() []string {
+	hosts := slices.Clone(a.cfg.Hosts)
+	add := func(hostport string) {
+		h, _, err := net.SplitHostPort(hostport)
+		if err != nil {
+			h = hostport
+		}
+		if ip := net.ParseIP(h); h == "" || ip != nil && ip.IsUnspecified() {
+			return
+		}
+		if !slices.Contains(hosts, h) {
+			hosts = append(hosts, h)
+		}
+	}
+	add(a.admin.Addr().String())
+	add(a.advHost)
+	if a.cfg.Advertise != "" {
+		add(a.cfg.Advertise)
+	}
+	if p, err := netip.ParsePrefix(a.cfg.VIP); err == nil {
+		add(p.Addr().String())
+	}
+	return hosts
 }
 
 // onHostIfUnspecified is addr with its host replaced by host when addr's

@@ -65,7 +65,6 @@ func (lb *vlab) startNode(i int, extra ...string) *proc {
 	if extra != nil || lb.args[i] == nil {
 		lb.args[i] = append([]string{"--data", lb.dirs[i], "--listen", ":7467", "--advertise", nodeAddr(i, "7467"),
 			"--admin", nodeAddr(i, "7480"), "--raft", nodeAddr(i, "7468"), "--sim-sams", "2",
-			"--host", fmt.Sprintf("198.51.100.%d", 11+i),
 			"--sim-read-time", labReadTime.String(), "--log-level", "info",
 			"--vip", labVIP, "--vip-interface", "eth0"}, extra...)
 	}
