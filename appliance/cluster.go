@@ -683,27 +683,6 @@ func fillStatus(m *admin.Member, st raftstore.Status) {
 	}
 }
 
-func getJSON(ctx context.Context, c *http.Client, url string, out any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return err
-	}
-	req.Host = pki.ServerName
-	resp, err := c.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("HTTP %d: %s", resp.StatusCode, strings.TrimSpace(string(data)))
-	}
-	return json.Unmarshal(data, out)
-}
-
 func (c clusterOps) IssueToken(ctx context.Context, ttl time.Duration, by string) (string, time.Time, error) {
 	t, s, err := newToken(c.a.pki.CAHash())
 	if err != nil {

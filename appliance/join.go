@@ -148,11 +148,28 @@ func postJSON(ctx context.Context, c *http.Client, url string, v, out any) error
 	if err != nil {
 		return err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	return nodeJSON(ctx, c, http.MethodPost, url, body, out)
+}
+
+// getJSON gets url and decodes the answer into out, with postJSON's errors.
+func getJSON(ctx context.Context, c *http.Client, url string, out any) error {
+	return nodeJSON(ctx, c, http.MethodGet, url, nil, out)
+}
+
+// nodeJSON is a request of one appliance to another's admin API (as the
+// appliance's certificate names it) with a JSON body (if any) and answer.
+func nodeJSON(ctx context.Context, c *http.Client, method, url string, body []byte, out any) error {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, url, rd)
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Content-Type", admin.JSONType)
+	if body != nil {
+		req.Header.Set("Content-Type", admin.JSONType)
+	}
 	req.Host = pki.ServerName
 	resp, err := c.Do(req)
 	if err != nil {
