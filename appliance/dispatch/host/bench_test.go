@@ -1,15 +1,12 @@
 package host_test
 
 import (
-	"net"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/samrack/samrack/appliance/dispatch/host"
 	"github.com/samrack/samrack/appliance/dispatch/host/hosttest"
-	"github.com/samrack/samrack/cluster/link"
-	"github.com/samrack/samrack/cluster/link/linktest"
 )
 
 // BenchmarkForwardedRead: the same whole read (Place, find, select, read
@@ -23,16 +20,7 @@ func BenchmarkForwardedRead(b *testing.B) {
 	cfg := host.Config{Pool: hosttest.NewPool(), HashCard: func([8]byte) string { return "h" }}
 	local := host.New(cfg)
 	defer local.Close()
-	remoteLocal := host.New(host.Config{Pool: hosttest.NewPool(), HashCard: cfg.HashCard})
-	defer remoteLocal.Close()
-	server := host.NewServer(remoteLocal)
-	defer server.Close()
-	nodes := linktest.Mesh(b, linktest.NewCA(b), linktest.NewMembers("fe", "sam"), func(id string) link.Config {
-		if id == "sam" {
-			return link.Config{Handle: server.Handle, Down: server.Down}
-		}
-		return link.Config{Handle: func(link.Conn, net.Conn) {}}
-	}, "fe", "sam")
+	_, nodes := serveOverLink(b, host.New(host.Config{Pool: hosttest.NewPool(), HashCard: cfg.HashCard}))
 	remote := host.NewRemote(nodes["fe"].Link, "sam")
 	hosttest.Read(b, remote) // the connection is up
 	var loc, rem []time.Duration

@@ -30,17 +30,30 @@ type forwarded struct {
 
 func newForwarded(t *testing.T, cfg host.Config) *forwarded {
 	f := &forwarded{local: host.New(cfg)}
-	t.Cleanup(f.local.Close)
-	f.server = host.NewServer(f.local)
-	t.Cleanup(f.server.Close)
-	f.nodes = linktest.Mesh(t, linktest.NewCA(t), linktest.NewMembers("fe", "sam"), func(id string) link.Config {
-		if id == "sam" {
-			return link.Config{Handle: f.server.Handle, Down: f.server.Down}
-		}
-		return link.Config{Handle: func(link.Conn, net.Conn) {}}
-	}, "fe", "sam")
+	f.server, f.nodes = serveOverLink(t, f.local)
 	f.remote = host.NewRemote(f.nodes["fe"].Link, "sam")
 	return f
+}
+
+// serveOverLink serves local to front ends over a real link mesh: node
+// "sam" runs the Server, the front ends (default "fe") only call. The
+// Server and the host close with the test.
+func serveOverLink(tb testing.TB, local *host.Local, frontEnds ...string) (*host.Server, map[string]*linktest.Node) {
+	tb.Helper()
+	tb.Cleanup(local.Close)
+	server := host.NewServer(local)
+	tb.Cleanup(server.Close)
+	if len(frontEnds) == 0 {
+		frontEnds = []string{"fe"}
+	}
+	ids := append(frontEnds, "sam")
+	nodes := linktest.Mesh(tb, linktest.NewCA(tb), linktest.NewMembers(ids...), func(id string) link.Config {
+		if id == "sam" {
+			return link.Config{Handle: server.Handle, Down: server.Down}
+		}
+		return link.Config{Handle: func(link.Conn, net.Conn) {}}
+	}, ids...)
+	return server, nodes
 }
 
 // TestRemote runs the session host contract over a forwarded host.
@@ -84,16 +97,7 @@ func rawCall(t *testing.T, l *link.Link, typ uint8, p []byte) (uint8, []byte) {
 func TestLeaseSafety(t *testing.T) {
 	leaktest.Check(t)
 	pool := hosttest.NewPool()
-	local := host.New(host.Config{Pool: pool, HashCard: func([8]byte) string { return "" }})
-	t.Cleanup(local.Close)
-	server := host.NewServer(local)
-	t.Cleanup(server.Close)
-	nodes := linktest.Mesh(t, linktest.NewCA(t), linktest.NewMembers("fe", "fe2", "sam"), func(id string) link.Config {
-		if id == "sam" {
-			return link.Config{Handle: server.Handle, Down: server.Down}
-		}
-		return link.Config{Handle: func(link.Conn, net.Conn) {}}
-	}, "fe", "fe2", "sam")
+	server, nodes := serveOverLink(t, host.New(host.Config{Pool: pool, HashCard: func([8]byte) string { return "" }}), "fe", "fe2")
 	r1 := host.NewRemote(nodes["fe"].Link, "sam")
 	s, _, err := r1.Place(ctx10(t), &host.Placement{KeyShares: shares()})
 	if err != nil {
@@ -148,16 +152,7 @@ func TestLinkDown(t *testing.T) {
 	leaktest.Check(t)
 	released := make(chan error, 1)
 	pool := &notePool{Pool: hosttest.NewPool(), released: released}
-	local := host.New(host.Config{Pool: pool, HashCard: func([8]byte) string { return "" }, IdleTimeout: time.Hour})
-	t.Cleanup(local.Close)
-	server := host.NewServer(local)
-	t.Cleanup(server.Close)
-	nodes := linktest.Mesh(t, linktest.NewCA(t), linktest.NewMembers("fe", "sam"), func(id string) link.Config {
-		if id == "sam" {
-			return link.Config{Handle: server.Handle, Down: server.Down}
-		}
-		return link.Config{Handle: func(link.Conn, net.Conn) {}}
-	}, "fe", "sam")
+	server, nodes := serveOverLink(t, host.New(host.Config{Pool: pool, HashCard: func([8]byte) string { return "" }, IdleTimeout: time.Hour}))
 	r := host.NewRemote(nodes["fe"].Link, "sam")
 	if _, _, err := r.Place(ctx10(t), &host.Placement{KeyShares: shares()}); err != nil {
 		t.Fatal(err)
@@ -248,16 +243,7 @@ func placeFrame(t *testing.T, k wire.KeyShare) []byte {
 // timeout (an hour here).
 func TestAbandonedSessionStream(t *testing.T) {
 	leaktest.Check(t)
-	local := host.New(host.Config{Pool: hosttest.NewPool(), HashCard: func([8]byte) string { return "" }, IdleTimeout: time.Hour})
-	t.Cleanup(local.Close)
-	server := host.NewServer(local)
-	t.Cleanup(server.Close)
-	nodes := linktest.Mesh(t, linktest.NewCA(t), linktest.NewMembers("fe", "sam"), func(id string) link.Config {
-		if id == "sam" {
-			return link.Config{Handle: server.Handle, Down: server.Down}
-		}
-		return link.Config{Handle: func(link.Conn, net.Conn) {}}
-	}, "fe", "sam")
+	server, nodes := serveOverLink(t, host.New(host.Config{Pool: hosttest.NewPool(), HashCard: func([8]byte) string { return "" }, IdleTimeout: time.Hour}))
 	if rt, b := rawCall(t, nodes["fe"].Link, 1, placeFrame(t, shares()[0])); rt != 2 { // Place → Placed; the stream closes
 		t.Fatalf("Place: reply %d % x", rt, b)
 	}
